@@ -1,0 +1,212 @@
+"""NMS family: greedy (single and batched), soft-NMS and multi-class NMS."""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import comparators, data
+from benchmarks.common import Case
+from jaxvision import ops
+from jaxvision.reference import nms as ref
+
+
+def _kept(indices, count) -> np.ndarray:
+  return np.asarray(indices)[: int(count)]
+
+
+def _same_indices(subject: str, outs: dict, convert: dict) -> None:
+  mine = convert[subject](outs[subject])
+  for name, out in outs.items():
+    if name == subject or name not in convert:
+      continue
+    theirs = convert[name](out)
+    if not np.array_equal(mine, theirs):
+      raise AssertionError(f"{subject} and {name} disagree: kept {len(mine)} vs {len(theirs)}")
+
+
+def greedy_cases(mode: str) -> list[Case]:
+  tv, tf = comparators.torchvision(), comparators.tf()
+  torch = comparators.torch()
+  sizes = {"smoke": (64,), "quick": (1000, 5000), "full": (1000, 5000, 20000)}[mode]
+  thresholds = (0.5, 0.7) if mode == "full" else (0.5,)
+  cases = []
+  for kind in ("clustered", "uniform"):
+    for n in sizes:
+      for thr in thresholds:
+        b, s = data.boxes(kind, n)
+        jb, js = jnp.asarray(b), jnp.asarray(s)
+        impls = {"jaxvision": functools.partial(
+            ops.nms, jb, js, iou_threshold=thr, max_output_size=n)}
+        convert = {"jaxvision": lambda o: _kept(*o)}
+        if n <= 1000:
+          impls["numpy-reference"] = functools.partial(ref.nms, b, s, iou_threshold=thr)
+          convert["numpy-reference"] = np.asarray
+        missing = []
+        if tv is not None:
+          tb, ts = torch.from_numpy(b), torch.from_numpy(s)
+          impls["torchvision"] = functools.partial(tv.ops.nms, tb, ts, thr)
+          convert["torchvision"] = lambda o: o.numpy()
+        else:
+          missing.append("torchvision")
+        if tf is not None:
+          fb, fs = tf.constant(b), tf.constant(s)
+          impls["tensorflow"] = functools.partial(tf.image.non_max_suppression, fb, fs, n, thr)
+          convert["tensorflow"] = lambda o: o.numpy()
+        else:
+          missing.append("tensorflow")
+        goal = {"torchvision": 1.0 if (kind == "uniform" or n <= 1000) else 1.5}
+        cases.append(Case(
+            family="nms", name=f"nms {kind} N={n} iou={thr}", size=n, subject="jaxvision",
+            impls=impls, goals=goal, missing=missing,
+            check=functools.partial(_same_indices, "jaxvision", convert=convert)))
+  return cases
+
+
+def batch_cases(mode: str) -> list[Case]:
+  tv, tf, torch = comparators.torchvision(), comparators.tf(), comparators.torch()
+  batch, n, thr = (2, 64, 0.5) if mode == "smoke" else (16, 5000, 0.5)
+  cases = []
+  for kind in ("clustered", "uniform") if mode == "full" else ("clustered",):
+    inputs = [data.boxes(kind, n, seed=k) for k in range(batch)]
+    b = np.stack([x[0] for x in inputs])
+    s = np.stack([x[1] for x in inputs])
+    jb, js = jnp.asarray(b), jnp.asarray(s)
+    impls = {"jaxvision": functools.partial(ops.nms, jb, js, iou_threshold=thr,
+                                            max_output_size=n)}
+    convert = {"jaxvision": lambda o: [_kept(i, c) for i, c in zip(*o)]}
+    missing = []
+    if tv is not None:
+      tin = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in inputs]
+      impls["torchvision-loop"] = lambda tin=tin: [tv.ops.nms(x, y, thr) for x, y in tin]
+      convert["torchvision-loop"] = lambda o: [t.numpy() for t in o]
+    else:
+      missing.append("torchvision-loop")
+    if tf is not None:
+      fin = [(tf.constant(x), tf.constant(y)) for x, y in inputs]
+      impls["tensorflow-loop"] = lambda fin=fin: [
+          tf.image.non_max_suppression(x, y, n, thr) for x, y in fin]
+      convert["tensorflow-loop"] = lambda o: [t.numpy() for t in o]
+    else:
+      missing.append("tensorflow-loop")
+
+    def check(outs, convert=convert):
+      mine = convert["jaxvision"](outs["jaxvision"])
+      for name in outs:
+        if name != "jaxvision":
+          for k, (a, c) in enumerate(zip(mine, convert[name](outs[name]))):
+            if not np.array_equal(a, c):
+              raise AssertionError(f"image {k}: jaxvision and {name} disagree")
+
+    cases.append(Case(
+        family="nms", name=f"nms batch {batch}x{n} {kind} iou={thr}", size=batch * n,
+        subject="jaxvision", impls=impls, goals={"torchvision-loop": 3.0}, missing=missing,
+        check=check, reps=5))
+  return cases
+
+
+def soft_cases(mode: str) -> list[Case]:
+  tf = comparators.tf()
+  sizes = {"smoke": (64,), "quick": (1000, 2000), "full": (1000, 2000, 5000)}[mode]
+  cases = []
+  for method in ("gaussian", "linear"):
+    for n in sizes:
+      b, s = data.clustered_boxes(n)
+      jb, js = jnp.asarray(b), jnp.asarray(s)
+      impls = {"jaxvision": functools.partial(
+          ops.soft_nms, jb, js, sigma=0.5, iou_threshold=0.3, method=method,
+          score_threshold=0.001, max_output_size=n)}
+      missing, goals = [], {}
+      if n <= 1000:
+        impls["numpy-reference"] = functools.partial(
+            ref.soft_nms, b, s, sigma=0.5, iou_threshold=0.3, method=method,
+            score_threshold=0.001)
+      if n <= 1000 and method == "gaussian":
+        # The book's listing (exp(-2 IoU^2) = sigma 0.5) on one foreground class.
+        probs = np.stack([np.zeros_like(s), s], axis=1)
+        impls["numpy-book-listing"] = lambda probs=probs, b=b: ref.book_nms(
+            probs.copy(), b, class_threshold=0.001, soft_nms=True)
+      if method == "gaussian":
+        goals["tensorflow"] = 2.0
+        if tf is not None:
+          fb, fs = tf.constant(b), tf.constant(s)
+          # TF decays by exp(-IoU^2 / (2 sigma)): sigma_tf = 0.25 is our 0.5; iou 1.0 = no
+          # hard suppression.
+          impls["tensorflow"] = functools.partial(
+              tf.image.non_max_suppression_with_scores, fb, fs, n, iou_threshold=1.0,
+              score_threshold=0.001, soft_nms_sigma=0.25)
+        else:
+          missing.append("tensorflow")
+
+      def check(outs, n=n):
+        idx, sc, cnt = outs["jaxvision"]
+        mine = set(np.asarray(idx)[: int(cnt)].tolist())
+        for name, out in outs.items():
+          if name == "jaxvision":
+            continue
+          theirs = set(np.asarray(out[1] if name == "numpy-book-listing" else out[0]).tolist())
+          # Soft-NMS keeps almost everything; float32 vs float64 decays may flip boxes that
+          # sit exactly at the score threshold, nothing else.
+          if len(mine ^ theirs) > max(2, n // 500):
+            raise AssertionError(f"soft-NMS: jaxvision and {name} differ on "
+                                 f"{len(mine ^ theirs)} boxes")
+
+      cases.append(Case(
+          family="soft_nms", name=f"soft_nms {method} N={n}", size=n, subject="jaxvision",
+          impls=impls, goals=goals, missing=missing, check=check, reps=5))
+  return cases
+
+
+def multiclass_cases(mode: str) -> list[Case]:
+  tf, tv, torch = comparators.tf(), comparators.torchvision(), comparators.torch()
+  batch, anchors, classes = (2, 256, 5) if mode == "smoke" else (8, 8732, 21)
+  b, p = data.ssd_outputs(batch, anchors, classes)
+  scores = p[..., 1:]  # drop background
+  per_class, total, thr, score_thr = 100, 200, 0.45, 0.01
+  jb, js = jnp.asarray(b), jnp.asarray(scores)
+  impls = {"jaxvision": functools.partial(
+      ops.multiclass_nms, jb, js, iou_threshold=thr, score_threshold=score_thr,
+      max_output_size_per_class=per_class, max_total_size=total)}
+  missing = []
+  if tf is not None:
+    fb, fs = tf.constant(b[:, :, None, :]), tf.constant(scores)
+    impls["tensorflow-combined"] = functools.partial(
+        tf.image.combined_non_max_suppression, fb, fs, per_class, total, thr, score_thr,
+        clip_boxes=False)
+  else:
+    missing.append("tensorflow-combined")
+  if tv is not None:
+    tb = [torch.from_numpy(x) for x in b]
+    ts = [torch.from_numpy(x) for x in scores]
+
+    def torchvision_loop():
+      out = []
+      for boxes_i, scores_i in zip(tb, ts):
+        anchor, cls = torch.nonzero(scores_i > score_thr, as_tuple=True)
+        sc = scores_i[anchor, cls]
+        keep = tv.ops.batched_nms(boxes_i[anchor], sc, cls, thr)[:total]
+        out.append((anchor[keep], sc[keep], cls[keep]))
+      return out
+
+    impls["torchvision-batched-loop"] = torchvision_loop
+  else:
+    missing.append("torchvision-batched-loop")
+
+  def check(outs):
+    _, sc, cls, cnt = (np.asarray(x) for x in outs["jaxvision"])
+    if "tensorflow-combined" in outs:
+      _, tsc, tcls, tcnt = (x.numpy() for x in outs["tensorflow-combined"])
+      if not np.array_equal(cnt, tcnt):
+        raise AssertionError(f"multiclass: num_valid {cnt} vs TF {tcnt}")
+      np.testing.assert_allclose(sc, tsc, rtol=1e-6)
+
+  return [Case(family="multiclass_nms",
+               name=f"multiclass_nms SSD-like {batch}x{anchors}x{classes - 1}", size=anchors,
+               subject="jaxvision", impls=impls, goals={"tensorflow-combined": 1.0},
+               missing=missing, check=check, reps=5)]
+
+
+def cases(mode: str) -> list[Case]:
+  return greedy_cases(mode) + batch_cases(mode) + soft_cases(mode) + multiclass_cases(mode)

@@ -1,0 +1,235 @@
+"""One command that times jaxvision against NumPy, torchvision and TensorFlow.
+
+    python -m benchmarks.run [--quick] [--only iou,nms,...] [--device cpu|gpu] [--out DIR]
+
+Comparators are used when importable (``pip install -e .[bench]``); a missing one gets a row
+that says "comparator not installed". Writes ``<out>/<host>-<date>.json``, a Markdown table
+next to it, a log-log plot of time against N per op family, and — for a full run into the
+default directory — ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import socket
+import sys
+import time
+import traceback
+
+FAMILIES = ("iou", "nms", "soft_nms", "multiclass_nms", "matching")
+DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def _parse(argv):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--quick", action="store_true", help="small sizes; under 3 minutes on 2 cores")
+  p.add_argument("--smoke", action="store_true", help="one tiny case per family (CI)")
+  p.add_argument("--only", default="", help=f"comma-separated families from {FAMILIES}")
+  p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+  p.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
+  p.add_argument("--no-plots", action="store_true")
+  args = p.parse_args(argv)
+  only = [f for f in args.only.split(",") if f]
+  unknown = sorted(set(only) - set(FAMILIES))
+  if unknown:
+    p.error(f"--only: unknown families {unknown}; choose from {FAMILIES}")
+  args.only = only or list(FAMILIES)
+  args.mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+  return args
+
+
+def machine_info(device: str) -> dict:
+  import jax
+  import numpy as np
+  from benchmarks import comparators
+  cpu = platform.processor()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          cpu = line.split(":", 1)[1].strip()
+          break
+  except OSError:
+    pass
+  return {
+      "host": socket.gethostname(),
+      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "cpu": cpu,
+      "cores": os.cpu_count(),
+      "device": device,
+      "jax_devices": [str(d) for d in jax.devices()],
+      "python": platform.python_version(),
+      "versions": {"jax": jax.__version__, "numpy": np.__version__, **comparators.versions()},
+  }
+
+
+def _collect(families, mode, device):
+  from benchmarks import iou, matching, nms
+  builders = {
+      "iou": lambda: iou.cases(mode, device),
+      "nms": lambda: nms.greedy_cases(mode) + nms.batch_cases(mode),
+      "soft_nms": lambda: nms.soft_cases(mode),
+      "multiclass_nms": lambda: nms.multiclass_cases(mode),
+      "matching": lambda: matching.cases(mode),
+  }
+  for family in families:
+    yield family, builders[family]
+
+
+def run_case(case, mode):
+  from benchmarks.common import MemorySampler, device_peak_mb, paired_ratio, time_interleaved
+  reps, min_time, max_time = {"smoke": (2, 0.0, 2.0), "quick": (3, 0.2, 10.0),
+                              "full": (case.reps, 0.5, 40.0)}[mode]
+  with MemorySampler() as memory:
+    timings = time_interleaved(case.impls, reps=reps, min_time_s=min_time,
+                               max_time_s=max_time)
+  outs = {name: fn() for name, fn in case.impls.items()} if case.check else {}
+  if case.check:
+    case.check(outs)
+  subject = timings[case.subject]
+  rows = []
+  base = {"case": case.name, "family": case.family, "size": case.size,
+          "peak_rss_mb": round(memory.peak_mb, 1), "device_peak_mb": device_peak_mb()}
+  rows.append({**base, "impl": case.subject, "comparator": None,
+               "median_s": subject.median_s, "min_s": subject.min_s,
+               "compile_s": subject.compile_s, "ratio": None, "goal": None, "met": None})
+  for name, t in timings.items():
+    if name == case.subject:
+      continue
+    goal = case.goals.get(name)
+    ratio = paired_ratio(t, subject)
+    rows.append({**base, "impl": name, "comparator": case.subject, "median_s": t.median_s,
+                 "min_s": t.min_s, "compile_s": t.compile_s, "ratio": ratio, "goal": goal,
+                 "met": None if goal is None else bool(ratio >= goal)})
+  for name in case.missing:
+    rows.append({**base, "impl": name, "comparator": case.subject, "median_s": None,
+                 "min_s": None, "compile_s": None, "ratio": None, "goal": case.goals.get(name),
+                 "met": None, "note": "comparator not installed"})
+  return rows
+
+
+def _fmt_time(s):
+  if s is None:
+    return "—"
+  return f"{s * 1e3:.3f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def markdown(machine, rows, title):
+  lines = [f"## {title}", "",
+           f"Machine: {machine['cpu']} ({machine['cores']} cores), device `{machine['device']}`,"
+           f" {machine['date']}. Versions: "
+           + ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v) + ".", "",
+           "`ratio` = comparator time / jaxvision time, the median over interleaved rounds "
+           "(> 1: jaxvision is faster). Compile time is excluded and shown separately.", "",
+           "| case | implementation | median | min | compile | speed-up of jaxvision | goal | met "
+           "| case peak RSS |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+    if r.get("note"):
+      ratio = r["note"]
+    goal = "" if r["goal"] is None else f">= {r['goal']:g}x"
+    met = {None: "", True: "yes", False: "**no**"}[r["met"]]
+    memory = f"{r['peak_rss_mb']:.0f} MiB" if r["comparator"] is None else ""
+    lines.append(f"| {r['case']} | {r['impl']} | {_fmt_time(r['median_s'])} | "
+                 f"{_fmt_time(r['min_s'])} | {_fmt_time(r['compile_s'])} | {ratio} | {goal} | "
+                 f"{met} | {memory} |")
+  return "\n".join(lines) + "\n"
+
+
+def plot(rows, path_prefix):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  written = []
+  for family in sorted({r["family"] for r in rows}):
+    series = {}
+    for r in rows:
+      if r["family"] == family and r["median_s"] is not None and "batch" not in r["case"]:
+        key = (r["impl"], r["case"].split(" N=")[0].split(" iou=")[0])
+        series.setdefault(key, []).append((r["size"], r["median_s"]))
+    series = {k: sorted(set(v)) for k, v in series.items() if v}
+    if not series:
+      continue
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for (impl, label), pts in sorted(series.items()):
+      xs, ys = zip(*pts)
+      ax.loglog(xs, ys, marker="o", label=f"{impl}: {label}")
+    ax.set_xlabel("N (boxes)")
+    ax.set_ylabel("median time (s)")
+    ax.set_title(f"{family}: time vs N")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = f"{path_prefix}-{family}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+  return written
+
+
+def main(argv=None):
+  args = _parse(argv)
+  if args.device == "cpu":
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  machine = machine_info(args.device)
+  print(f"# jaxvision benchmarks on {machine['cpu']} ({machine['cores']} cores), "
+        f"{args.mode} run; comparators: "
+        + ", ".join(f"{k}={v or 'not installed'}" for k, v in machine["versions"].items()),
+        flush=True)
+  rows, failures = [], []
+  start = time.perf_counter()
+  for family, build in _collect(args.only, args.mode, args.device):
+    try:
+      cases = build()
+    except Exception:  # noqa: BLE001 - report and go on with the other families
+      failures.append(f"{family}: {traceback.format_exc()}")
+      print(failures[-1], file=sys.stderr)
+      continue
+    for case in cases:
+      try:
+        case_rows = run_case(case, args.mode)
+      except Exception:  # noqa: BLE001
+        failures.append(f"{case.name}: {traceback.format_exc()}")
+        print(failures[-1], file=sys.stderr)
+        continue
+      rows.extend(case_rows)
+      for r in case_rows:
+        ratio = "" if r["ratio"] is None else f" ratio {r['ratio']:.2f}x"
+        goal = "" if r["goal"] is None else f" (goal {r['goal']:g}x: " \
+            f"{'met' if r['met'] else 'NOT met' if r['met'] is False else 'n/a'})"
+        print(f"{r['case']:<44} {r['impl']:<26} {_fmt_time(r['median_s']):>12}"
+              f"{ratio}{goal}{' ' + r['note'] if r.get('note') else ''}", flush=True)
+  machine["wall_seconds"] = round(time.perf_counter() - start, 1)
+  machine["command"] = "python -m benchmarks.run " + " ".join(argv if argv is not None
+                                                             else sys.argv[1:])
+  args.out.mkdir(parents=True, exist_ok=True)
+  suffix = "" if args.mode == "full" else f"-{args.mode}"
+  stem = f"{machine['host']}-{datetime.date.today().isoformat()}{suffix}"
+  json_path = args.out / f"{stem}.json"
+  json_path.write_text(json.dumps({"machine": machine, "rows": rows, "failures": failures},
+                                  indent=1))
+  title = f"{args.mode.capitalize()} run, {args.device}"
+  table = markdown(machine, rows, title)
+  (args.out / f"{stem}.md").write_text(table)
+  plots = [] if args.no_plots else plot(rows, str(args.out / stem))
+  if args.mode == "full" and args.out.resolve() == DEFAULT_OUT and set(args.only) == set(FAMILIES):
+    results_md = DEFAULT_OUT.parent / "RESULTS.md"
+    header = ("# Benchmark results\n\nWritten by `make bench` (`python -m benchmarks.run`); "
+              "the latest full run. Raw numbers: `benchmarks/results/*.json`.\n\n")
+    results_md.write_text(header + table + "\nPlots: " + ", ".join(
+        f"`{pathlib.Path(p).relative_to(DEFAULT_OUT.parent)}`" for p in plots) + "\n")
+  print(f"\nwrote {json_path}" + "".join(f", {p}" for p in plots))
+  unmet = [r for r in rows if r["met"] is False]
+  print(f"{len(rows)} rows, {len(unmet)} goals not met, {len(failures)} failures, "
+        f"{machine['wall_seconds']} s")
+  return 1 if failures else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

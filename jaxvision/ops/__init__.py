@@ -1,0 +1,24 @@
+"""Pure ``jax.numpy`` vision ops: jit- and vmap-compatible, static shapes, batched."""
+
+from jaxvision.ops.anchors import multibox_prior
+from jaxvision.ops.anchors import ssd_anchors
+from jaxvision.ops.boxes import box_area
+from jaxvision.ops.boxes import box_convert
+from jaxvision.ops.boxes import box_iou
+from jaxvision.ops.boxes import complete_box_iou
+from jaxvision.ops.boxes import distance_box_iou
+from jaxvision.ops.boxes import generalized_box_iou
+from jaxvision.ops.matching import decode_boxes
+from jaxvision.ops.matching import encode_boxes
+from jaxvision.ops.matching import match_anchors
+from jaxvision.ops.nms import batched_nms
+from jaxvision.ops.nms import detection_nms
+from jaxvision.ops.nms import multiclass_nms
+from jaxvision.ops.nms import nms
+from jaxvision.ops.nms import soft_nms
+
+__all__ = [
+    "box_area", "box_convert", "box_iou", "generalized_box_iou", "distance_box_iou",
+    "complete_box_iou", "ssd_anchors", "multibox_prior", "match_anchors", "encode_boxes",
+    "decode_boxes", "nms", "batched_nms", "soft_nms", "multiclass_nms", "detection_nms",
+]
