@@ -471,7 +471,8 @@ def multiclass_nms(
 
   Returns:
     ``(boxes [..., T, 4], scores [..., T], classes [..., T] int32, num_valid [...] int32)``;
-    padding is 0 for boxes and scores and -1 for classes.
+    padding is 0 for boxes and scores and -1 for classes (TF pads classes with 0, a real class
+    id; use ``num_valid`` or ``classes >= 0`` to mask).
 
   >>> boxes = jnp.array([[0., 0., 10., 10.], [1., 1., 11., 11.]])
   >>> scores = jnp.array([[0.9, 0.1], [0.8, 0.7]])

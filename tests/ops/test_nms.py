@@ -625,15 +625,15 @@ class TestMulticlassNms:
       np.testing.assert_array_equal(a, b)
     _assert_multiclass(jitted, ref.multiclass_nms(problem.boxes, class_scores, **kw), 40)
 
-  def test_padding_is_zero(self):
-    # The contract (TF's combined_non_max_suppression): padding rows are all zeros, classes
-    # included.
+  def test_padding(self):
+    # Boxes and scores pad with 0 as in TF's combined_non_max_suppression; classes pad with -1
+    # (TF pads 0, which is a real class id) so a padded row can never be mistaken for class 0.
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11]], np.float32)
     scores = np.array([[0.9, 0.1], [0.8, 0.7]], np.float32)
     b, s, c, n = multiclass_nms(boxes, scores, iou_threshold=0.5, score_threshold=0.05,
                                 max_output_size_per_class=10, max_total_size=4)
     assert int(n) == 2
-    assert c.tolist() == [0, 1, 0, 0]
+    assert c.tolist() == [0, 1, -1, -1]
     np.testing.assert_array_equal(s, np.array([0.9, 0.7, 0, 0], np.float32))
     np.testing.assert_array_equal(b, [boxes[0], boxes[1], [0] * 4, [0] * 4])
 
