@@ -130,18 +130,22 @@ def _check_boxes(boxes, name: str, ndim: int | None):
 # The suppression-mask kernel.
 
 
-def _mask_kernel(thr_ref, rows_ref, cols_ref, out_ref, *, n: int, ieee_division: bool):
-  """One tile: ``thr_ref [1]`` float32, ``rows_ref [4, bn]``, ``cols_ref [4, bw, 32]`` ->
-  ``out_ref [bn, bw]`` uint32.
+def _mask_kernel(thr_ref, rows_ref, cols_ref, row_groups_ref, col_groups_ref, out_ref, *,
+                 n: int, triangular: bool, ieee_division: bool):
+  """One tile: ``thr_ref [1]`` float32, ``rows_ref [4, bn]``, ``cols_ref [4, bw, 32]``,
+  ``row_groups_ref [bn]`` / ``col_groups_ref [bw, 32]`` int32 -> ``out_ref [bn, bw]`` uint32.
 
   Row box ``i = r * bn + a`` against column box ``j = (c * bw + w) * 32 + l``; bit ``l`` of
-  ``out[a, w]`` is ``j > i and j < n and IoU(i, j) > thr_ref[0]``.
+  ``out[a, w]`` is ``j < n and group(i) == group(j) and IoU(i, j) > thr_ref[0]`` and, for the
+  triangular mask, ``j > i`` (otherwise ``j != i``).
   """
   bn, bw = out_ref.shape
   row0 = pl.program_id(1) * bn
   col0 = pl.program_id(2) * (bw * _BITS)
-  # Some j > i exists in this tile iff its last column is beyond its first row.
-  needed = (col0 + bw * _BITS - 1 > row0) & (row0 < n) & (col0 < n)
+  needed = (row0 < n) & (col0 < n)
+  if triangular:
+    # Some j > i exists in this tile iff its last column is beyond its first row.
+    needed = needed & (col0 + bw * _BITS - 1 > row0)
 
   @pl.when(needed)
   def _compute():
@@ -152,7 +156,9 @@ def _mask_kernel(thr_ref, rows_ref, cols_ref, out_ref, *, n: int, ieee_division:
     i = row0 + lax.broadcasted_iota(jnp.int32, shape, 0)
     j = col0 + _BITS * lax.broadcasted_iota(jnp.int32, shape, 1) + lax.broadcasted_iota(
         jnp.int32, shape, 2)
-    hit = (iou > thr_ref[0]) & (j > i) & (j < n)
+    order = (j > i) if triangular else (j != i)
+    same = row_groups_ref[...][:, None, None] == col_groups_ref[...][None, :, :]
+    hit = (iou > thr_ref[0]) & order & (j < n) & same
     lane = lax.broadcasted_iota(jnp.uint32, shape, 2)
     bits = jnp.where(hit, jnp.left_shift(jnp.uint32(1), lane), jnp.uint32(0))
     out_ref[...] = jnp.sum(bits, axis=2, dtype=jnp.uint32)
@@ -162,10 +168,11 @@ def _mask_kernel(thr_ref, rows_ref, cols_ref, out_ref, *, n: int, ieee_division:
     out_ref[...] = jnp.zeros((bn, bw), jnp.uint32)
 
 
-def _mask_call(boxes, iou_threshold, *, block_rows, block_words, num_warps, interpret):
-  """``boxes [B, N, 4]`` float32 (N > 0), ``iou_threshold`` float32 scalar ->
-  ``[B, N, ceil(N / 32)]`` uint32; not validated. The threshold is an operand, not a
-  constant, so a new threshold does not recompile."""
+def _mask_call(boxes, iou_threshold, groups=None, *, block_rows, block_words, num_warps,
+               interpret, triangular=True):
+  """``boxes [B, N, 4]`` float32 (N > 0), ``iou_threshold`` float32 scalar, ``groups``
+  ``[B, N]`` int32 or None -> ``[B, N, ceil(N / 32)]`` uint32; not validated. The threshold
+  is an operand, not a constant, so a new threshold does not recompile."""
   b, n, _ = boxes.shape
   words = -(-n // _BITS)
   bn = min(block_rows, _next_pow2(n))
@@ -174,20 +181,27 @@ def _mask_call(boxes, iou_threshold, *, block_rows, block_words, num_warps, inte
   w_pad = n_pad // _BITS
   coords = jnp.pad(jnp.swapaxes(boxes, 1, 2), ((0, 0), (0, 0), (0, n_pad - n)))  # [B, 4, Np]
   cols = coords.reshape(b, 4, w_pad, _BITS)  # box j at [.., j // 32, j % 32]
+  if groups is None:
+    groups = jnp.zeros((b, n), jnp.int32)
+  groups = jnp.pad(groups.astype(jnp.int32), ((0, 0), (0, n_pad - n)))
   mask = pl.pallas_call(
-      functools.partial(_mask_kernel, n=n, ieee_division=not interpret),
+      functools.partial(_mask_kernel, n=n, triangular=triangular,
+                        ieee_division=not interpret),
       out_shape=jax.ShapeDtypeStruct((b, n_pad, w_pad), jnp.uint32),
       grid=(b, n_pad // bn, w_pad // bw),
       in_specs=[
           pl.BlockSpec((1,), lambda bi, r, c: (0,)),
           pl.BlockSpec((pl.squeezed, 4, bn), lambda bi, r, c: (bi, 0, r)),
           pl.BlockSpec((pl.squeezed, 4, bw, _BITS), lambda bi, r, c: (bi, 0, c, 0)),
+          pl.BlockSpec((pl.squeezed, bn), lambda bi, r, c: (bi, r)),
+          pl.BlockSpec((pl.squeezed, bw, _BITS), lambda bi, r, c: (bi, c, 0)),
       ],
       out_specs=pl.BlockSpec((pl.squeezed, bn, bw), lambda bi, r, c: (bi, r, c)),
       interpret=interpret,
       compiler_params=pltriton.CompilerParams(num_warps=num_warps),
       name="nms_suppression_mask",
-  )(jnp.reshape(iou_threshold, (1,)).astype(jnp.float32), coords, cols)
+  )(jnp.reshape(iou_threshold, (1,)).astype(jnp.float32), coords, cols, groups,
+    groups.reshape(b, w_pad, _BITS))
   return mask[:, :n, :words]
 
 
@@ -195,18 +209,25 @@ def suppression_mask(
     sorted_boxes: ArrayLike,
     *,
     iou_threshold: float,
+    groups: ArrayLike | None = None,
+    triangular: bool = True,
     config: NMSConfig = NMSConfig(),
     interpret: bool = False,
 ) -> jax.Array:
   """Bit-packed upper-triangular "box i suppresses box j" mask, computed by a Pallas kernel.
 
   Bit ``j % 32`` of word ``j // 32`` of row ``i`` is set iff ``j > i`` and
-  ``IoU(i, j) > iou_threshold`` (float32 IoU, ``inter / (area_i + area_j - inter)``).
+  ``IoU(i, j) > iou_threshold`` (float32 IoU, ``inter / (area_i + area_j - inter)``) and,
+  when ``groups`` is given, ``groups[i] == groups[j]`` (class-aware NMS). With
+  ``triangular=False`` the condition ``j > i`` becomes ``j != i``: the full symmetric
+  "overlaps" relation, for callers that visit boxes in an order of their own.
 
   Args:
     sorted_boxes: ``[B, N, 4]`` ``xyxy`` boxes, already in precedence order (computed in
       float32).
     iou_threshold: in ``[0, 1]``; the strict suppression threshold (a Python number).
+    groups: optional ``[B, N]`` integer group (class) of each box.
+    triangular: only later boxes (``j > i``), or all others (``j != i``).
     config: block sizes, see :class:`NMSConfig`.
     interpret: run the kernel with the Pallas interpreter (CPU, tests).
 
@@ -221,16 +242,31 @@ def suppression_mask(
     raise TypeError(f"`config` must be an NMSConfig, got {type(config).__name__}.")
   iou_threshold = _check_threshold(iou_threshold, "iou_threshold")
   boxes = _check_boxes(sorted_boxes, "sorted_boxes", ndim=3)
+  groups = _check_groups(groups, boxes.shape[:-1])
   b, n, _ = boxes.shape
   if b == 0 or n == 0:
     return jnp.zeros((b, n, -(-n // _BITS)), jnp.uint32)
-  return _jit_mask(boxes.astype(jnp.float32), jnp.float32(iou_threshold),
+  return _jit_mask(boxes.astype(jnp.float32), jnp.float32(iou_threshold), groups,
                    block_rows=config.block_rows, block_words=config.block_words,
-                   num_warps=config.num_warps, interpret=interpret)
+                   num_warps=config.num_warps, interpret=interpret,
+                   triangular=bool(triangular))
 
 
 _jit_mask = jax.jit(
-    _mask_call, static_argnames=("block_rows", "block_words", "num_warps", "interpret"))
+    _mask_call,
+    static_argnames=("block_rows", "block_words", "num_warps", "interpret", "triangular"))
+
+
+def _check_groups(groups, shape):
+  """``groups`` as an int32 array of ``shape``, or None."""
+  if groups is None:
+    return None
+  groups = jnp.asarray(groups)
+  if not jnp.issubdtype(groups.dtype, jnp.integer):
+    raise TypeError(f"`groups` must be an integer array, got dtype {groups.dtype}.")
+  if groups.shape != tuple(shape):
+    raise ValueError(f"`groups` must have shape {tuple(shape)}, got {tuple(groups.shape)}.")
+  return groups.astype(jnp.int32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,8 +445,8 @@ def keep_from_mask(
 @functools.partial(
     jax.jit, static_argnames=("max_output_size", "block_rows", "block_words", "keep_pass",
                               "num_warps", "interpret"))
-def _nms_call(boxes, scores, iou_threshold, score_threshold, *, max_output_size, block_rows,
-              block_words, keep_pass, num_warps, interpret):
+def _nms_call(boxes, scores, iou_threshold, score_threshold, groups=None, *, max_output_size,
+              block_rows, block_words, keep_pass, num_warps, interpret):
   """``boxes [B, N, 4]`` float32, ``scores [B, N]`` -> (``[B, K]`` int32, ``[B]`` int32)."""
   candidate = (scores > score_threshold) & ~jnp.isnan(scores)
   # Stable ascending sort of -score: descending score, ties to the lower index. -0.0 and 0.0
@@ -420,7 +456,9 @@ def _nms_call(boxes, scores, iou_threshold, score_threshold, *, max_output_size,
   order = jnp.argsort(key, axis=-1, stable=True).astype(jnp.int32)  # [B, N]
   sorted_boxes = jnp.take_along_axis(boxes, order[..., None], axis=1)
   valid = jnp.take_along_axis(candidate, order, axis=1)
-  mask = _mask_call(sorted_boxes, iou_threshold, block_rows=block_rows,
+  if groups is not None:
+    groups = jnp.take_along_axis(groups, order, axis=1)
+  mask = _mask_call(sorted_boxes, iou_threshold, groups, block_rows=block_rows,
                     block_words=block_words, num_warps=num_warps, interpret=interpret)
   positions, count = _keep_positions(mask, valid, max_output_size, keep_pass, interpret)
   indices = jnp.take_along_axis(order, jnp.maximum(positions, 0), axis=1)
@@ -434,6 +472,7 @@ def nms(
     iou_threshold: float,
     max_output_size: int,
     score_threshold: float = -math.inf,
+    groups: ArrayLike | None = None,
     config: NMSConfig = NMSConfig(),
     interpret: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
@@ -451,6 +490,8 @@ def nms(
       (a Python number, rounded to float32; changing it does not recompile).
     max_output_size: static number of output slots ``K >= 0``.
     score_threshold: only boxes scoring strictly above this are candidates.
+    groups: optional ``[..., N]`` integer class of each box: boxes then only suppress boxes
+      of their own class (``jaxvision.ops.batched_nms``).
     config: block sizes of the mask kernel, see :class:`NMSConfig`.
     interpret: run the kernel with the Pallas interpreter (CPU, tests).
 
@@ -483,6 +524,7 @@ def nms(
                      f"{tuple(boxes.shape)}, got {tuple(scores.shape)}.")
   if not jnp.issubdtype(scores.dtype, jnp.floating):
     raise TypeError(f"`scores` must be a floating-point array, got dtype {scores.dtype}.")
+  groups = _check_groups(groups, scores.shape)
   lead, n, k = scores.shape[:-1], scores.shape[-1], max_output_size
   if n == 0 or k == 0 or math.prod(lead) == 0:
     return jnp.full(lead + (k,), -1, jnp.int32), jnp.zeros(lead, jnp.int32)
@@ -491,6 +533,7 @@ def nms(
   indices, num_valid = _nms_call(
       boxes.reshape(-1, n, 4).astype(jnp.float32), scores.reshape(-1, n),
       jnp.float32(iou_threshold), jnp.asarray(score_threshold, scores.dtype),
+      None if groups is None else groups.reshape(-1, n),
       max_output_size=k, block_rows=config.block_rows, block_words=config.block_words,
       keep_pass=config.keep_pass, num_warps=config.num_warps, interpret=interpret)
   return indices.reshape(lead + (k,)), num_valid.reshape(lead)

@@ -8,6 +8,10 @@ from jaxvision.ops.boxes import box_iou
 from jaxvision.ops.boxes import complete_box_iou
 from jaxvision.ops.boxes import distance_box_iou
 from jaxvision.ops.boxes import generalized_box_iou
+from jaxvision.ops.information import iic_loss
+from jaxvision.ops.information import joint_probability
+from jaxvision.ops.information import mine_loss
+from jaxvision.ops.information import mine_lower_bound
 from jaxvision.ops.matching import decode_boxes
 from jaxvision.ops.matching import encode_boxes
 from jaxvision.ops.matching import match_anchors
@@ -21,4 +25,5 @@ __all__ = [
     "box_area", "box_convert", "box_iou", "generalized_box_iou", "distance_box_iou",
     "complete_box_iou", "ssd_anchors", "multibox_prior", "match_anchors", "encode_boxes",
     "decode_boxes", "nms", "batched_nms", "soft_nms", "multiclass_nms", "detection_nms",
+    "joint_probability", "iic_loss", "mine_lower_bound", "mine_loss",
 ]

@@ -32,7 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxvision.kernels import iou as _iou_kernel
 from jaxvision.ops import _checks
+from jaxvision.ops import _dispatch
+from jaxvision.ops._dispatch import Implementation
 
 __all__ = [
     "box_convert", "box_area", "box_iou", "generalized_box_iou", "distance_box_iou",
@@ -115,7 +118,8 @@ def _box_area(boxes, *, dtype):
 # The IoU family.
 
 
-def box_iou(boxes1: ArrayLike, boxes2: ArrayLike) -> jax.Array:
+def box_iou(boxes1: ArrayLike, boxes2: ArrayLike, *,
+            implementation: Implementation = None) -> jax.Array:
   """Pairwise intersection over union (Jaccard index) of two sets of ``xyxy`` boxes.
 
   ``IoU = inter / union`` with ``union = area1 + area2 - inter``; 0 where ``union`` is 0 (two
@@ -125,6 +129,9 @@ def box_iou(boxes1: ArrayLike, boxes2: ArrayLike) -> jax.Array:
     boxes1: ``[..., N, 4]`` ``xyxy`` boxes.
     boxes2: ``[..., M, 4]`` ``xyxy`` boxes; the leading dimensions broadcast with
       ``boxes1``'s.
+    implementation: ``"xla"``, ``"pallas"`` (the tiled kernel in ``jaxvision.kernels.iou``,
+      interpreted off GPU; forward only, no gradient) or None (see
+      ``jaxvision.ops._dispatch``).
 
   Returns:
     ``[..., N, M]`` IoU in ``[0, 1]`` (float32 for integer or 16-bit float input).
@@ -132,10 +139,11 @@ def box_iou(boxes1: ArrayLike, boxes2: ArrayLike) -> jax.Array:
   >>> box_iou(jnp.array([[0., 0., 1., 1.]]), jnp.array([[0.5, 0., 1.5, 1.], [2., 2., 2., 3.]]))
   Array([[0.33333334, 0.        ]], dtype=float32)
   """
-  return _pairwise(boxes1, boxes2, kind="iou")
+  return _pairwise(boxes1, boxes2, kind="iou", implementation=implementation)
 
 
-def generalized_box_iou(boxes1: ArrayLike, boxes2: ArrayLike) -> jax.Array:
+def generalized_box_iou(boxes1: ArrayLike, boxes2: ArrayLike, *,
+                        implementation: Implementation = None) -> jax.Array:
   """Pairwise generalized IoU (Rezatofighi et al., 2019) of two sets of ``xyxy`` boxes.
 
   ``GIoU = IoU - (area_C - union) / area_C`` with ``C`` the smallest box enclosing both; the
@@ -144,6 +152,9 @@ def generalized_box_iou(boxes1: ArrayLike, boxes2: ArrayLike) -> jax.Array:
   Args:
     boxes1: ``[..., N, 4]`` ``xyxy`` boxes.
     boxes2: ``[..., M, 4]`` ``xyxy`` boxes; the leading dimensions broadcast.
+    implementation: ``"xla"``, ``"pallas"`` (the tiled kernel in ``jaxvision.kernels.iou``,
+      interpreted off GPU; forward only, no gradient) or None (see
+      ``jaxvision.ops._dispatch``).
 
   Returns:
     ``[..., N, M]`` GIoU (float32 for integer or 16-bit float input).
@@ -151,7 +162,7 @@ def generalized_box_iou(boxes1: ArrayLike, boxes2: ArrayLike) -> jax.Array:
   >>> generalized_box_iou(jnp.array([[0., 0., 1., 1.]]), jnp.array([[2., 0., 3., 1.]]))
   Array([[-0.33333334]], dtype=float32)
   """
-  return _pairwise(boxes1, boxes2, kind="giou")
+  return _pairwise(boxes1, boxes2, kind="giou", implementation=implementation)
 
 
 def distance_box_iou(boxes1: ArrayLike, boxes2: ArrayLike) -> jax.Array:
@@ -222,7 +233,7 @@ def _check_boxes(boxes, name):
   return boxes, _checks.compute_dtype(boxes, name, allow_int=True)
 
 
-def _pairwise(boxes1, boxes2, *, kind):
+def _pairwise(boxes1, boxes2, *, kind, implementation=None):
   """Validates two box sets (trace time, no dispatch) and runs the jitted ``kind`` core."""
   boxes1, dtype1 = _check_boxes(boxes1, "boxes1")
   boxes2, dtype2 = _check_boxes(boxes2, "boxes2")
@@ -235,7 +246,21 @@ def _pairwise(boxes1, boxes2, *, kind):
     raise ValueError(
         f"The leading dimensions of `boxes1` {tuple(boxes1.shape)} and `boxes2` "
         f"{tuple(boxes2.shape)} do not broadcast.") from None
-  return _pairwise_core(boxes1, boxes2, kind=kind, dtype=jnp.promote_types(dtype1, dtype2))
+  dtype = jnp.promote_types(dtype1, dtype2)
+  path, interpret = _dispatch.resolve(implementation, "iou")
+  if path == "pallas":
+    return _pairwise_kernel(boxes1, boxes2, kind=kind, dtype=dtype, interpret=interpret)
+  return _pairwise_core(boxes1, boxes2, kind=kind, dtype=dtype)
+
+
+def _pairwise_kernel(boxes1, boxes2, *, kind, dtype, interpret):
+  """The Pallas path: broadcast the leading dimensions, flatten them into the kernel's batch."""
+  lead = np.broadcast_shapes(boxes1.shape[:-2], boxes2.shape[:-2])
+  n, m = boxes1.shape[-2], boxes2.shape[-2]
+  boxes1 = jnp.broadcast_to(boxes1, lead + (n, 4)).reshape((-1, n, 4))
+  boxes2 = jnp.broadcast_to(boxes2, lead + (m, 4)).reshape((-1, m, 4))
+  out = _iou_kernel.iou_matrix(boxes1, boxes2, kind=kind, interpret=interpret)
+  return out.reshape(lead + (n, m)).astype(dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("kind", "dtype"))

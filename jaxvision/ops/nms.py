@@ -37,7 +37,11 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
+from jaxvision.kernels import iou as _iou_kernel
+from jaxvision.kernels import nms as _nms_kernel
 from jaxvision.ops import _checks
+from jaxvision.ops import _dispatch
+from jaxvision.ops._dispatch import Implementation
 
 __all__ = ["nms", "soft_nms", "batched_nms", "multiclass_nms", "detection_nms"]
 
@@ -113,7 +117,7 @@ def _candidate_scores(scores, score_threshold, *, inclusive):
 # Greedy NMS (and its class-aware form: boxes only suppress boxes of their own class).
 
 
-def _select_loop(boxes, live, step, *, max_output_size, record_scores=False):
+def _select_loop(boxes, live, step, *, max_output_size, record_scores=False, iou_rows=None):
   """The shared greedy loop over a batch: ``boxes [B, N, 4]``, ``live [B, N]`` scores.
 
   Each iteration selects, in every image that still has a live box and a free slot, the
@@ -122,6 +126,8 @@ def _select_loop(boxes, live, step, *, max_output_size, record_scores=False):
   afterwards). Finished images go through the body unchanged, so the batch needs no
   per-image select. Returns ``(rank [B, N], count [B], score_at_selection [B, N] or None)``,
   where ``rank`` is a box's position in the output, or ``K`` if it was not selected.
+  ``iou_rows [B, N, N]``, when given, holds every pairwise IoU (computed by the Pallas
+  kernel); the loop then reads row ``i`` instead of computing it.
   """
   b, n = live.shape
   k = max_output_size
@@ -137,8 +143,11 @@ def _select_loop(boxes, live, step, *, max_output_size, record_scores=False):
   def one_step(state):
     live, i, best, count, rank, *sel_score = state
     active = (count < k) & (best > _NEG_INF)
-    chosen = _take(table, i[:, None, None])  # [B, 1, 5]
-    iou = _iou_with(*(chosen[..., j] for j in range(5)), x1, y1, x2, y2, area)
+    if iou_rows is None:
+      chosen = _take(table, i[:, None, None])  # [B, 1, 5]
+      iou = _iou_with(*(chosen[..., j] for j in range(5)), x1, y1, x2, y2, area)
+    else:
+      iou = _take(iou_rows, i[:, None, None])[:, 0]
     selected = (iota == i[:, None]) & active[:, None]
     rank = jnp.where(selected, count[:, None], rank)
     if record_scores:
@@ -200,6 +209,7 @@ def nms(
     iou_threshold: float,
     max_output_size: int,
     score_threshold: float = -math.inf,
+    implementation: Implementation = None,
 ) -> tuple[jax.Array, jax.Array]:
   """Greedy non-maximum suppression with a static output shape.
 
@@ -214,6 +224,9 @@ def nms(
     iou_threshold: in ``[0, 1]``; a box is suppressed when its IoU with a kept box exceeds it.
     max_output_size: static number of output slots ``K >= 0``.
     score_threshold: boxes with a score at or below this are never selected.
+    implementation: ``"xla"``, ``"pallas"`` (the bit-mask kernel in
+      ``jaxvision.kernels.nms``; interpreted off GPU) or None (see
+      ``jaxvision.ops._dispatch``). Both give the same selection.
 
   Returns:
     ``(indices, num_valid)``: ``indices [..., K]`` int32, the kept boxes by decreasing score,
@@ -229,6 +242,11 @@ def nms(
   iou_threshold = _checks.check_unit_interval(iou_threshold, "iou_threshold")
   max_output_size = _checks.check_size(max_output_size, "max_output_size")
   score_threshold = _checks.check_float(score_threshold, "score_threshold")
+  path, interpret = _dispatch.resolve(implementation, "nms")
+  if path == "pallas":
+    return _nms_kernel.nms(boxes, scores, iou_threshold=iou_threshold,
+                           max_output_size=max_output_size, score_threshold=score_threshold,
+                           interpret=interpret)
   return _greedy(boxes, scores, None, iou_threshold, score_threshold,
                  max_output_size=max_output_size, dtype=dtype)
 
@@ -241,6 +259,7 @@ def batched_nms(
     iou_threshold: float,
     max_output_size: int,
     score_threshold: float = -math.inf,
+    implementation: Implementation = None,
 ) -> tuple[jax.Array, jax.Array]:
   """Class-aware NMS: boxes only suppress boxes with the same class id.
 
@@ -256,6 +275,10 @@ def batched_nms(
     iou_threshold: in ``[0, 1]``.
     max_output_size: static number of output slots ``K >= 0``.
     score_threshold: boxes with a score at or below this are never selected.
+    implementation: ``"xla"``, ``"pallas"`` (the bit-mask kernel, with a same-class
+      condition, in
+      ``jaxvision.kernels.nms``; interpreted off GPU) or None (see
+      ``jaxvision.ops._dispatch``). Both give the same selection.
 
   Returns:
     ``(indices [..., K] int32 padded with -1, num_valid [...] int32)``.
@@ -276,6 +299,11 @@ def batched_nms(
   iou_threshold = _checks.check_unit_interval(iou_threshold, "iou_threshold")
   max_output_size = _checks.check_size(max_output_size, "max_output_size")
   score_threshold = _checks.check_float(score_threshold, "score_threshold")
+  path, interpret = _dispatch.resolve(implementation, "nms")
+  if path == "pallas":
+    return _nms_kernel.nms(boxes, scores, iou_threshold=iou_threshold,
+                           max_output_size=max_output_size, score_threshold=score_threshold,
+                           groups=class_ids, interpret=interpret)
   return _greedy(boxes, scores, class_ids, iou_threshold, score_threshold,
                  max_output_size=max_output_size, dtype=dtype)
 
@@ -286,8 +314,8 @@ def batched_nms(
 
 @functools.partial(jax.jit,
                    static_argnames=("max_output_size", "dtype", "method", "inclusive_iou"))
-def _soft(boxes, scores, iou_threshold, sigma, score_threshold, *, max_output_size, dtype,
-          method, inclusive_iou=False):
+def _soft(boxes, scores, iou_threshold, sigma, score_threshold, iou_rows=None, *,
+          max_output_size, dtype, method, inclusive_iou=False):
   boxes, scores = boxes.astype(dtype), scores.astype(dtype)
   lead, n, k = scores.shape[:-1], scores.shape[-1], max_output_size
   if n == 0 or k == 0:
@@ -306,8 +334,10 @@ def _soft(boxes, scores, iou_threshold, sigma, score_threshold, *, max_output_si
     decayed = jnp.where(live > _NEG_INF, live * decay, _NEG_INF)
     return jnp.where(decayed < score_threshold, _NEG_INF, decayed)
 
+  if iou_rows is not None:
+    iou_rows = iou_rows.reshape((-1, n, n)).astype(dtype)
   rank, count, sel_score = _select_loop(boxes, live, step, max_output_size=k,
-                                        record_scores=True)
+                                        record_scores=True, iou_rows=iou_rows)
   iota = jnp.broadcast_to(lax.iota(jnp.int32, n), rank.shape)
   indices = _gather_by_rank(rank, iota, k, -1)
   out_scores = _gather_by_rank(rank, sel_score, k, 0)
@@ -323,6 +353,7 @@ def soft_nms(
     method: Literal["gaussian", "linear"] = "gaussian",
     score_threshold: float = 0.001,
     max_output_size: int,
+    implementation: Implementation = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Soft-NMS (Bodla et al., 2017): decay the scores of overlapping boxes instead of dropping them.
 
@@ -349,6 +380,10 @@ def soft_nms(
     method: ``"gaussian"`` or ``"linear"``.
     score_threshold: boxes whose current score is below this are discarded.
     max_output_size: static number of output slots ``K >= 0``.
+    implementation: ``"xla"``, ``"pallas"`` or None (see ``jaxvision.ops._dispatch``). The
+      Pallas path computes the ``[..., N, N]`` IoU matrix with the kernel in
+      ``jaxvision.kernels.iou`` (O(N^2) memory) and runs the same selection loop over its
+      rows; scores agree with the XLA path to float32 rounding.
 
   Returns:
     ``(indices, scores, num_valid)``: ``indices [..., K]`` int32 in selection order padded
@@ -366,7 +401,12 @@ def soft_nms(
   method = _checks.check_choice(method, "method", ("gaussian", "linear"))
   score_threshold = _checks.check_float(score_threshold, "score_threshold")
   max_output_size = _checks.check_size(max_output_size, "max_output_size")
-  return _soft(boxes, scores, iou_threshold, sigma, score_threshold,
+  path, interpret = _dispatch.resolve(implementation, "iou")
+  iou_rows = None
+  if path == "pallas" and boxes.shape[-2] > 0 and math.prod(boxes.shape[:-2]) > 0:
+    flat = boxes.reshape((-1,) + tuple(boxes.shape[-2:]))
+    iou_rows = _iou_kernel.iou_matrix(flat, flat, interpret=interpret)
+  return _soft(boxes, scores, iou_threshold, sigma, score_threshold, iou_rows,
                max_output_size=max_output_size, dtype=dtype, method=method)
 
 
@@ -375,15 +415,17 @@ def soft_nms(
 
 
 @functools.partial(jax.jit, static_argnames=("max_per_class", "max_total", "dtype"))
-def _multiclass(boxes, class_scores, iou_threshold, score_threshold, *, max_per_class,
-                max_total, dtype):
+def _multiclass(boxes, class_scores, iou_threshold, score_threshold, mask=None, *,
+                max_per_class, max_total, dtype):
   """Greedy over (box, class) pairs in global score order, one image per batch row.
 
   The kept pairs of every class form that class's greedy-NMS sequence, and the union of those
   sequences comes out in decreasing score order, so the first ``max_total`` pairs are exactly
   the top of the merged per-class results that combined NMS returns. The loop keeps each
   class's best live box; a step touches only the selected class's row (O(N)), so the whole
-  loop costs O(max_total * N), independent of the number of classes.
+  loop costs O(max_total * N), independent of the number of classes. ``mask [B, N, W]``, when
+  given, is the kernel's bit-packed "IoU(i, j) > threshold" relation (all pairs); the loop
+  then reads bits instead of computing IoUs.
   """
   lead, (n, c), t = class_scores.shape[:-2], class_scores.shape[-2:], max_total
   out_shapes = (jnp.zeros(lead + (t, 4), dtype), jnp.zeros(lead + (t,), dtype),
@@ -421,10 +463,16 @@ def _multiclass(boxes, class_scores, iou_threshold, score_threshold, *, max_per_
     out_idx = jnp.where(slot, i[:, None], out_idx)
     out_sc = jnp.where(slot, best[:, None], out_sc)
     out_cls = jnp.where(slot, cls[:, None], out_cls)
-    chosen = _take(table, i[:, None, None])  # [B, 1, 5]
-    iou = _iou_with(*(chosen[..., j] for j in range(5)), x1, y1, x2, y2, area)
+    if mask is None:
+      chosen = _take(table, i[:, None, None])  # [B, 1, 5]
+      iou = _iou_with(*(chosen[..., j] for j in range(5)), x1, y1, x2, y2, area)
+      overlaps = iou > iou_threshold
+    else:
+      words = _take(mask, i[:, None, None])[:, 0]  # [B, W]
+      overlaps = ((jnp.take(words, iota_n[0] // 32, axis=1) >> (iota_n % 32).astype(
+          jnp.uint32)) & 1) > 0
     row = _take(live, cls[:, None, None])[:, 0]
-    drop = (iou > iou_threshold) | (iota_n == i[:, None]) | full[:, None]
+    drop = overlaps | (iota_n == i[:, None]) | full[:, None]
     row = jnp.where(drop & active[:, None], _NEG_INF, row)
     new_i, new_best = _first_max(row, iota_n)
     live = live.at[batch, cls].set(row, mode="promise_in_bounds")
@@ -451,6 +499,7 @@ def multiclass_nms(
     score_threshold: float,
     max_output_size_per_class: int,
     max_total_size: int,
+    implementation: Implementation = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """Per-class NMS over shared boxes, merged across classes: TF's ``combined_non_max_suppression``.
 
@@ -468,6 +517,10 @@ def multiclass_nms(
     score_threshold: scores at or below this are never selected.
     max_output_size_per_class: static cap on kept boxes per class.
     max_total_size: static number of output slots ``T``.
+    implementation: ``"xla"``, ``"pallas"`` or None (see ``jaxvision.ops._dispatch``). The
+      Pallas path precomputes the bit-packed all-pairs overlap mask with the kernel in
+      ``jaxvision.kernels.nms`` (``N * ceil(N / 32)`` words per image) and the selection loop
+      reads bits from it; the result is the same.
 
   Returns:
     ``(boxes [..., T, 4], scores [..., T], classes [..., T] int32, num_valid [...] int32)``;
@@ -487,7 +540,13 @@ def multiclass_nms(
   score_threshold = _checks.check_float(score_threshold, "score_threshold")
   max_per_class = _checks.check_size(max_output_size_per_class, "max_output_size_per_class")
   max_total = _checks.check_size(max_total_size, "max_total_size")
-  return _multiclass(boxes, class_scores, iou_threshold, score_threshold,
+  path, interpret = _dispatch.resolve(implementation, "nms")
+  mask = None
+  n = boxes.shape[-2]
+  if path == "pallas" and n > 0 and math.prod(boxes.shape[:-2]) > 0:
+    mask = _nms_kernel.suppression_mask(boxes.reshape((-1, n, 4)), iou_threshold=iou_threshold,
+                                        triangular=False, interpret=interpret)
+  return _multiclass(boxes, class_scores, iou_threshold, score_threshold, mask,
                      max_per_class=max_per_class, max_total=max_total, dtype=dtype)
 
 
