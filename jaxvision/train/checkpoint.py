@@ -116,7 +116,7 @@ class Checkpointer:
     Returns:
       Whether a save was started.
     """
-    if step in self._manager.all_steps() or not (force or step % self.save_every == 0):
+    if not (force or step % self.save_every == 0) or step in self._manager.all_steps():
       return False
     args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                               data_iter=grain.checkpoint.CheckpointSave(data_iter))
