@@ -42,3 +42,27 @@ def versions() -> dict[str, str | None]:
     mod = get()
     out[name] = getattr(mod, "__version__", None) if mod is not None else None
   return out
+
+
+def torch_device(device: str) -> str | None:
+  """Where torch runs for a ``--device``: "cuda" on a GPU run (None if torch has no CUDA)."""
+  mod = torch()
+  if mod is None:
+    return None
+  if device == "gpu":
+    return "cuda" if mod.cuda.is_available() else None
+  return "cpu"
+
+
+def synced(fn, device: str):
+  """``fn`` followed by ``torch.cuda.synchronize()`` on GPU runs (CUDA calls are async)."""
+  if device != "gpu":
+    return fn
+  mod = torch()
+
+  def call(*args, **kwargs):
+    out = fn(*args, **kwargs)
+    mod.cuda.synchronize()
+    return out
+
+  return call

@@ -27,10 +27,25 @@ def _same_indices(subject: str, outs: dict, convert: dict) -> None:
       raise AssertionError(f"{subject} and {name} disagree: kept {len(mine)} vs {len(theirs)}")
 
 
-def greedy_cases(mode: str) -> list[Case]:
+def _subjects(device: str, fn, *args, **kwargs) -> tuple[str, dict]:
+  """The jaxvision implementations of a case: the default path on CPU; on a GPU run the
+  Pallas kernel is the subject (the GPU goals are about it) and the XLA path a comparator."""
+  if device != "gpu":
+    return "jaxvision", {"jaxvision": functools.partial(fn, *args, **kwargs)}
+  return "jaxvision-pallas", {
+      "jaxvision-pallas": functools.partial(fn, *args, implementation="pallas", **kwargs),
+      "jaxvision-xla": functools.partial(fn, *args, implementation="xla", **kwargs)}
+
+
+def greedy_cases(mode: str, device: str = "cpu") -> list[Case]:
   tv, tf = comparators.torchvision(), comparators.tf()
   torch = comparators.torch()
-  sizes = {"smoke": (64,), "quick": (1000, 5000), "full": (1000, 5000, 20000)}[mode]
+  where = comparators.torch_device(device)
+  if device == "gpu":
+    sizes = {"smoke": (64,), "quick": (5000,), "full": (5000, 20000, 100000)}[mode]
+    tf = None  # TF is kept on the CPU; it is not a GPU comparator here
+  else:
+    sizes = {"smoke": (64,), "quick": (1000, 5000), "full": (1000, 5000, 20000)}[mode]
   thresholds = (0.5, 0.7) if mode == "full" else (0.5,)
   cases = []
   for kind in ("clustered", "uniform"):
@@ -38,53 +53,63 @@ def greedy_cases(mode: str) -> list[Case]:
       for thr in thresholds:
         b, s = data.boxes(kind, n)
         jb, js = jnp.asarray(b), jnp.asarray(s)
-        impls = {"jaxvision": functools.partial(
-            ops.nms, jb, js, iou_threshold=thr, max_output_size=n)}
-        convert = {"jaxvision": lambda o: _kept(*o)}
+        subject, impls = _subjects(device, ops.nms, jb, js, iou_threshold=thr,
+                                   max_output_size=n)
+        convert = {name: (lambda o: _kept(*o)) for name in impls}
         if n <= 1000:
           impls["numpy-reference"] = functools.partial(ref.nms, b, s, iou_threshold=thr)
           convert["numpy-reference"] = np.asarray
         missing = []
-        if tv is not None:
-          tb, ts = torch.from_numpy(b), torch.from_numpy(s)
-          impls["torchvision"] = functools.partial(tv.ops.nms, tb, ts, thr)
-          convert["torchvision"] = lambda o: o.numpy()
+        if tv is not None and where is not None:
+          tb, ts = torch.from_numpy(b).to(where), torch.from_numpy(s).to(where)
+          impls["torchvision"] = comparators.synced(
+              functools.partial(tv.ops.nms, tb, ts, thr), device)
+          convert["torchvision"] = lambda o: o.cpu().numpy()
         else:
           missing.append("torchvision")
-        if tf is not None:
+        if device == "gpu":
+          pass
+        elif tf is not None:
           fb, fs = tf.constant(b), tf.constant(s)
           impls["tensorflow"] = functools.partial(tf.image.non_max_suppression, fb, fs, n, thr)
           convert["tensorflow"] = lambda o: o.numpy()
         else:
           missing.append("tensorflow")
         goal = {"torchvision": 1.0 if (kind == "uniform" or n <= 1000) else 1.5}
+        if device == "gpu":
+          goal = {"torchvision": 1.0}  # the GPU goal: NMS >= torchvision CUDA
         cases.append(Case(
-            family="nms", name=f"nms {kind} N={n} iou={thr}", size=n, subject="jaxvision",
+            family="nms", name=f"nms {kind} N={n} iou={thr}", size=n, subject=subject,
             impls=impls, goals=goal, missing=missing,
-            check=functools.partial(_same_indices, "jaxvision", convert=convert)))
+            check=functools.partial(_same_indices, subject, convert=convert)))
   return cases
 
 
-def batch_cases(mode: str) -> list[Case]:
+def batch_cases(mode: str, device: str = "cpu") -> list[Case]:
   tv, tf, torch = comparators.torchvision(), comparators.tf(), comparators.torch()
+  where = comparators.torch_device(device)
   batch, n, thr = (2, 64, 0.5) if mode == "smoke" else (16, 5000, 0.5)
+  if device == "gpu" and mode != "smoke":
+    n, tf = 20000, None
   cases = []
   for kind in ("clustered", "uniform") if mode == "full" else ("clustered",):
     inputs = [data.boxes(kind, n, seed=k) for k in range(batch)]
     b = np.stack([x[0] for x in inputs])
     s = np.stack([x[1] for x in inputs])
     jb, js = jnp.asarray(b), jnp.asarray(s)
-    impls = {"jaxvision": functools.partial(ops.nms, jb, js, iou_threshold=thr,
-                                            max_output_size=n)}
-    convert = {"jaxvision": lambda o: [_kept(i, c) for i, c in zip(*o)]}
+    subject, impls = _subjects(device, ops.nms, jb, js, iou_threshold=thr, max_output_size=n)
+    convert = {name: (lambda o: [_kept(i, c) for i, c in zip(*o)]) for name in impls}
     missing = []
-    if tv is not None:
-      tin = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in inputs]
-      impls["torchvision-loop"] = lambda tin=tin: [tv.ops.nms(x, y, thr) for x, y in tin]
-      convert["torchvision-loop"] = lambda o: [t.numpy() for t in o]
+    if tv is not None and where is not None:
+      tin = [(torch.from_numpy(x).to(where), torch.from_numpy(y).to(where)) for x, y in inputs]
+      impls["torchvision-loop"] = comparators.synced(
+          lambda tin=tin: [tv.ops.nms(x, y, thr) for x, y in tin], device)
+      convert["torchvision-loop"] = lambda o: [t.cpu().numpy() for t in o]
     else:
       missing.append("torchvision-loop")
-    if tf is not None:
+    if device == "gpu":
+      pass
+    elif tf is not None:
       fin = [(tf.constant(x), tf.constant(y)) for x, y in inputs]
       impls["tensorflow-loop"] = lambda fin=fin: [
           tf.image.non_max_suppression(x, y, n, thr) for x, y in fin]
@@ -92,18 +117,18 @@ def batch_cases(mode: str) -> list[Case]:
     else:
       missing.append("tensorflow-loop")
 
-    def check(outs, convert=convert):
-      mine = convert["jaxvision"](outs["jaxvision"])
+    def check(outs, convert=convert, subject=subject):
+      mine = convert[subject](outs[subject])
       for name in outs:
-        if name != "jaxvision":
+        if name != subject:
           for k, (a, c) in enumerate(zip(mine, convert[name](outs[name]))):
             if not np.array_equal(a, c):
               raise AssertionError(f"image {k}: jaxvision and {name} disagree")
 
+    goals = {"torchvision-loop": 1.0 if device == "gpu" else 3.0}
     cases.append(Case(
         family="nms", name=f"nms batch {batch}x{n} {kind} iou={thr}", size=batch * n,
-        subject="jaxvision", impls=impls, goals={"torchvision-loop": 3.0}, missing=missing,
-        check=check, reps=5))
+        subject=subject, impls=impls, goals=goals, missing=missing, check=check, reps=5))
   return cases
 
 

@@ -21,7 +21,9 @@ import sys
 import time
 import traceback
 
-FAMILIES = ("iou", "nms", "soft_nms", "multiclass_nms", "matching")
+import jaxvision  # noqa: F401  (first: applies jaxvision's XLA flag workarounds before jax starts)
+
+FAMILIES = ("iou", "nms", "soft_nms", "multiclass_nms", "matching", "iic")
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
 
 
@@ -69,10 +71,11 @@ def machine_info(device: str) -> dict:
 
 
 def _collect(families, mode, device):
-  from benchmarks import iou, matching, nms
+  from benchmarks import iic, iou, matching, nms
   builders = {
+      "iic": lambda: iic.cases(mode, device),
       "iou": lambda: iou.cases(mode, device),
-      "nms": lambda: nms.greedy_cases(mode) + nms.batch_cases(mode),
+      "nms": lambda: nms.greedy_cases(mode, device) + nms.batch_cases(mode, device),
       "soft_nms": lambda: nms.soft_cases(mode),
       "multiclass_nms": lambda: nms.multiclass_cases(mode),
       "matching": lambda: matching.cases(mode),

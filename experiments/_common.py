@@ -12,6 +12,8 @@ from typing import Any, Mapping
 
 import jax
 
+from jaxvision.data import make_pipeline
+
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 
 
@@ -61,3 +63,33 @@ def append_run(path: str | os.PathLike, run: Mapping[str, Any]) -> pathlib.Path:
   tmp.write_text(json.dumps(data, indent=2) + "\n")
   tmp.replace(path)
   return path
+
+
+def process_local_pipeline(source, *, batch_size: int, seed: int):
+  """This process's rows of each global batch: the loop's ``train_iter`` contract.
+
+  Every process builds the same seeded pipeline of global batches (``batch_size`` times the
+  process count) and keeps rows ``[p * batch_size, (p + 1) * batch_size)``, so the global
+  batch is the same for any number of processes.
+  """
+  count, index = jax.process_count(), jax.process_index()
+  ds = make_pipeline(source, batch_size=batch_size * count, seed=seed)
+  if count == 1:
+    return ds
+  lo, hi = index * batch_size, (index + 1) * batch_size
+  return ds.map(lambda batch: {k: v[lo:hi] for k, v in batch.items()})
+
+
+WALL_FILE = "wall_seconds.json"
+
+
+def cumulative_wall_seconds(workdir: str | os.PathLike, this_run: float) -> float:
+  """Adds ``this_run`` to the wall time recorded in ``workdir`` by earlier (killed or
+  resumed) invocations and stores the total: a resumed run reports its whole cost."""
+  path = pathlib.Path(workdir) / WALL_FILE
+  total = this_run
+  if path.exists():
+    total += float(json.loads(path.read_text()).get("wall_seconds", 0.0))
+  if jax.process_index() == 0:
+    path.write_text(json.dumps({"wall_seconds": total}))
+  return total

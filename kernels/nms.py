@@ -266,6 +266,10 @@ def _check_groups(groups, shape):
     raise TypeError(f"`groups` must be an integer array, got dtype {groups.dtype}.")
   if groups.shape != tuple(shape):
     raise ValueError(f"`groups` must have shape {tuple(shape)}, got {tuple(groups.shape)}.")
+  if groups.dtype.itemsize > 4 and groups.size and not isinstance(groups, jax.core.Tracer):
+    info = jnp.iinfo(jnp.int32)
+    if int(jnp.min(groups)) < info.min or int(jnp.max(groups)) > info.max:
+      raise ValueError("`groups` must fit in int32 (the kernel compares int32 ids).")
   return groups.astype(jnp.int32)
 
 

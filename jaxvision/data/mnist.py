@@ -147,8 +147,15 @@ def _load_tfds(split: str, download: bool) -> tuple[np.ndarray, np.ndarray] | No
         f"TFDS could not open the prepared 'mnist' data set ({type(e).__name__}: {e}). "
         f"{_HOW_TO}") from e
   n = len(source)
+  records = None
   getitems = getattr(source, "__getitems__", None)
-  records = getitems(list(range(n))) if getitems is not None else [source[i] for i in range(n)]
+  if getitems is not None:
+    try:  # one batched read; TFDS' mock_data patches sources with another signature
+      records = getitems(list(range(n)))
+    except TypeError:
+      records = None
+  if records is None:
+    records = [source[i] for i in range(n)]
   images = np.stack([np.asarray(r["image"], dtype=np.uint8).reshape(28, 28) for r in records])
   labels = np.asarray([int(r["label"]) for r in records], dtype=np.int32)
   return images, labels

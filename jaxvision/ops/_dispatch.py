@@ -9,7 +9,14 @@ Every op with a kernel takes ``implementation: Literal["xla", "pallas"] | None =
 * ``None``: the kernel on a GPU where it has been validated (see
   ``jaxvision.kernels.GPU_VALIDATED``), the XLA path everywhere else.
 
-Both paths return the same results (indices exactly, floats to float32 rounding).
+Both paths return the same results: floats to float32 rounding, and the same selections
+except where an IoU lies within one ulp of the threshold (the kernels round every product;
+XLA may fuse ``a * b + c`` into one FMA). The kernels compute in float32: with
+``jax_enable_x64`` and float64 inputs, use ``"xla"`` for float64 arithmetic.
+
+Kernel names used as keys of ``jaxvision.kernels.GPU_VALIDATED``: ``"iou"`` (``box_iou``,
+``generalized_box_iou``), ``"nms"`` (``nms``, ``batched_nms``), ``"soft_nms"`` (the IoU
+kernel feeding the soft-NMS loop), ``"multiclass_nms"`` (the all-pairs mask) and ``"iic"``.
 """
 
 from __future__ import annotations

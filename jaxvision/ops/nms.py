@@ -225,8 +225,9 @@ def nms(
     max_output_size: static number of output slots ``K >= 0``.
     score_threshold: boxes with a score at or below this are never selected.
     implementation: ``"xla"``, ``"pallas"`` (the bit-mask kernel in
-      ``jaxvision.kernels.nms``; interpreted off GPU) or None (see
-      ``jaxvision.ops._dispatch``). Both give the same selection.
+      ``jaxvision.kernels.nms``; interpreted off GPU; float32) or None (see
+      ``jaxvision.ops._dispatch``). Both give the same selection up to IoUs within an ulp
+      of the threshold.
 
   Returns:
     ``(indices, num_valid)``: ``indices [..., K]`` int32, the kept boxes by decreasing score,
@@ -277,8 +278,9 @@ def batched_nms(
     score_threshold: boxes with a score at or below this are never selected.
     implementation: ``"xla"``, ``"pallas"`` (the bit-mask kernel, with a same-class
       condition, in
-      ``jaxvision.kernels.nms``; interpreted off GPU) or None (see
-      ``jaxvision.ops._dispatch``). Both give the same selection.
+      ``jaxvision.kernels.nms``; interpreted off GPU; float32) or None (see
+      ``jaxvision.ops._dispatch``). Both give the same selection up to IoUs within an ulp
+      of the threshold.
 
   Returns:
     ``(indices [..., K] int32 padded with -1, num_valid [...] int32)``.
@@ -401,7 +403,7 @@ def soft_nms(
   method = _checks.check_choice(method, "method", ("gaussian", "linear"))
   score_threshold = _checks.check_float(score_threshold, "score_threshold")
   max_output_size = _checks.check_size(max_output_size, "max_output_size")
-  path, interpret = _dispatch.resolve(implementation, "iou")
+  path, interpret = _dispatch.resolve(implementation, "soft_nms")
   iou_rows = None
   if path == "pallas" and boxes.shape[-2] > 0 and math.prod(boxes.shape[:-2]) > 0:
     flat = boxes.reshape((-1,) + tuple(boxes.shape[-2:]))
@@ -520,7 +522,7 @@ def multiclass_nms(
     implementation: ``"xla"``, ``"pallas"`` or None (see ``jaxvision.ops._dispatch``). The
       Pallas path precomputes the bit-packed all-pairs overlap mask with the kernel in
       ``jaxvision.kernels.nms`` (``N * ceil(N / 32)`` words per image) and the selection loop
-      reads bits from it; the result is the same.
+      reads bits from it; the result is the same up to IoUs within an ulp of the threshold.
 
   Returns:
     ``(boxes [..., T, 4], scores [..., T], classes [..., T] int32, num_valid [...] int32)``;
@@ -540,7 +542,7 @@ def multiclass_nms(
   score_threshold = _checks.check_float(score_threshold, "score_threshold")
   max_per_class = _checks.check_size(max_output_size_per_class, "max_output_size_per_class")
   max_total = _checks.check_size(max_total_size, "max_total_size")
-  path, interpret = _dispatch.resolve(implementation, "nms")
+  path, interpret = _dispatch.resolve(implementation, "multiclass_nms")
   mask = None
   n = boxes.shape[-2]
   if path == "pallas" and n > 0 and math.prod(boxes.shape[:-2]) > 0:
