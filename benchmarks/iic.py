@@ -21,7 +21,7 @@ import optax
 
 from benchmarks import comparators
 from benchmarks.common import Case
-from jaxvision import models, ops
+from jaxvision import _workarounds, models, ops
 from jaxvision.reference import iic as ref
 
 
@@ -140,7 +140,9 @@ def step_cases(mode: str, device: str = "cpu") -> list[Case]:
             + jnp.mean(ops.iic_loss(o[:, :n], o[:, n:])))
     return loss, upd["batch_stats"]
 
-  @functools.partial(jax.jit, donate_argnums=(0, 1, 2))
+  # The same compilation as jaxvision.train's step (see jaxvision._workarounds).
+  @functools.partial(jax.jit, donate_argnums=(0, 1, 2),
+                     compiler_options=_workarounds.compiler_options())
   def jax_step(params, batch_stats, opt_state, x):
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         params, batch_stats, x)

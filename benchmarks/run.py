@@ -21,8 +21,6 @@ import sys
 import time
 import traceback
 
-import jaxvision  # noqa: F401  (first: applies jaxvision's XLA flag workarounds before jax starts)
-
 FAMILIES = ("iou", "nms", "soft_nms", "multiclass_nms", "matching", "iic")
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
 

@@ -1,32 +1,27 @@
-"""Workarounds for bugs in the JAX/XLA releases jaxvision supports, applied at import.
+"""Workarounds for bugs in the JAX/XLA releases jaxvision supports.
 
-XLA:CPU in jaxlib 0.10.x lowers some batched matmuls in training graphs to YNNPACK fusions
-whose fp32 dot kernel (``ynn::dot_fp32_1x64x1_1x16x1_avx512``) segfaults. A reproducer that
-is small enough to report: the gradient of an IIC-style loss on five stacked softmax heads,
-``einsum("bd,hdc->hbc")`` with ``B = 1536, C = 50`` (``tests/test_workarounds.py``). Passing
-``--xla_cpu_experimental_ynn_fusion_type=`` (no YNN fusions) avoids it, at no measurable cost
-for jaxvision's workloads. XLA reads ``XLA_FLAGS`` when the CPU backend is created, so the flag
-is added here, before any computation, unless:
+XLA:CPU in jaxlib 0.10.x lowers some reductions in training graphs to YNNPACK fusions whose
+fp32 dot kernel (``ynn::dot_fp32_1x64x1_1x16x1_avx512``) segfaults. A reproducer small
+enough to report: the gradient of an IIC-style loss on five stacked softmax heads,
+``einsum("bd,hdc->hbc")`` with ``B = 1536, C = 50`` (``tests/test_workarounds.py``).
+Compiling that graph with the XLA option ``xla_cpu_experimental_ynn_fusion_type=""`` (no YNN
+fusions) avoids it.
 
-* the user already chose YNN fusion types in ``XLA_FLAGS``;
-* ``JAXVISION_KEEP_XLA_FLAGS=1`` is set (leave the environment alone);
-* the installed jaxlib is not 0.10.x (the flag is experimental and may not exist elsewhere;
-  XLA aborts on unknown flags).
-
-If a computation has already created the CPU backend when jaxvision is imported, the flag
-comes too late to take effect (a warning says so). The flag is set in this process's
-environment, so subprocesses inherit it; a subprocess running a different jaxlib that does not
-know the flag would abort on it (set ``JAXVISION_KEEP_XLA_FLAGS=1`` there).
+The option is applied per compilation, not process-wide: YNN's reduce fusions are what make
+jaxvision's NMS loops fast on CPU (turning them off for the whole process made ``nms`` and
+``multiclass_nms`` about 1.5-2x slower in ``benchmarks/``). ``jaxvision.train`` compiles its
+training step with :func:`compiler_options`; pass the same to ``jax.jit(...,
+compiler_options=...)`` for training steps of your own that crash on jaxlib 0.10.x CPU.
 """
 
 from __future__ import annotations
 
-import os
-import warnings
+import functools
 
-_FLAG = "--xla_cpu_experimental_ynn_fusion_type="
+import jax
 
 
+@functools.cache
 def _jaxlib_version() -> tuple[int, ...]:
   try:
     from importlib import metadata  # pylint: disable=import-outside-toplevel
@@ -40,30 +35,14 @@ def _jaxlib_version() -> tuple[int, ...]:
   return tuple(parts)
 
 
-def apply() -> bool:
-  """Adds the YNN-fusion flag to ``XLA_FLAGS`` when needed; returns whether it did."""
-  if os.environ.get("JAXVISION_KEEP_XLA_FLAGS") == "1":
-    return False
-  flags = os.environ.get("XLA_FLAGS", "")
-  if "xla_cpu_experimental_ynn_fusion_type" in flags:
-    return False
-  if _jaxlib_version()[:2] != (0, 10):
-    return False
-  os.environ["XLA_FLAGS"] = (flags + " " + _FLAG).strip()
-  if _backends_initialized():
-    warnings.warn(
-        "jaxvision was imported after JAX created its backends, so the XLA:CPU workaround "
-        f"flag {_FLAG!r} cannot take effect in this process; import jaxvision before running "
-        "any JAX computation (or set it in XLA_FLAGS yourself).", RuntimeWarning, stacklevel=3)
-  return True
+def compiler_options(backend: str | None = None) -> dict[str, str] | None:
+  """XLA compiler options for a training step on ``backend`` (default: JAX's default).
 
-
-def _backends_initialized() -> bool:
-  import sys  # pylint: disable=import-outside-toplevel
-  if "jax" not in sys.modules:
-    return False
-  try:
-    from jax._src import xla_bridge  # pylint: disable=import-outside-toplevel
-    return bool(xla_bridge.backends_are_initialized())
-  except Exception:  # pylint: disable=broad-except
-    return False
+  ``{"xla_cpu_experimental_ynn_fusion_type": ""}`` on the CPU backend of jaxlib 0.10.x (see
+  the module docstring), else ``None`` (the option is experimental and other releases may
+  not know it).
+  """
+  backend = jax.default_backend() if backend is None else backend
+  if backend == "cpu" and _jaxlib_version()[:2] == (0, 10):
+    return {"xla_cpu_experimental_ynn_fusion_type": ""}
+  return None

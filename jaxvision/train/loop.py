@@ -73,6 +73,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
+from jaxvision import _workarounds
 from jaxvision.train import sharding as sharding_lib
 from jaxvision.train.checkpoint import Checkpointer
 from jaxvision.train.state import TrainState, step_rng
@@ -241,8 +242,11 @@ def _jitted_step(loss_fn, mesh):
     return new_state, {**metrics, "loss": loss}
 
   replicated = sharding_lib.replicated_sharding(mesh)
+  # jaxlib 0.10.x's XLA:CPU can segfault on some training graphs: see jaxvision._workarounds.
+  options = _workarounds.compiler_options(mesh.devices.flat[0].platform)
   return jax.jit(step, in_shardings=(replicated, sharding_lib.batch_sharding(mesh)),
-                 out_shardings=(replicated, replicated), donate_argnums=0)
+                 out_shardings=(replicated, replicated), donate_argnums=0,
+                 compiler_options=options)
 
 
 def write_results(workdir: str | os.PathLike, results: Mapping[str, Any]) -> str:
