@@ -12,7 +12,8 @@ analytic value (0.1438 at rho = 0.5; the source book reports 0.142).
 Configs: ``book`` — the book's network (Dense(16) on x + Dense(16) on y, ReLU, Dense(1)),
 Adam 0.01, batch 1000, 1000 steps, plain gradient; ``wide`` — 128 hidden units, Adam 1e-3
 with a cosine decay, batch 2000, 3000 steps, MINE's moving-average gradient correction
-(decay 0.99); ``tiny`` — a smoke test.
+(decay 0.99); ``long`` — 256 hidden units, batch 5000, 10,000 steps from a pool of 10^6
+pairs, otherwise as ``wide``; ``tiny`` — a smoke test.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ CONFIGS = {
     "book": MineConfig(),
     "wide": MineConfig(hidden=128, learning_rate=1e-3, cosine_decay=True, batch_size=2000,
                        num_steps=3000, ema_decay=0.99),
+    "long": MineConfig(hidden=256, learning_rate=1e-3, cosine_decay=True, batch_size=5000,
+                       num_steps=10000, ema_decay=0.99, pool_size=1_000_000),
     "tiny": MineConfig(num_steps=5, batch_size=100, pool_size=1000, eval_samples=10_000),
 }
 RHOS = (0.2, 0.5, 0.8, 0.9)
