@@ -175,16 +175,20 @@ def make_task(cfg: IICConfig, data_dir: str | None) -> tuple[Task, dict[str, Any
                       jnp.concatenate([v1, v2]), train=False)
     return _head_losses(out, v1.shape[0], cfg.alpha)[0]
 
+  def predict_test(params, batch_stats):
+    """``[H, N]`` cluster of every test image per head, in batches of one compiled shape."""
+    return np.concatenate(
+        [np.asarray(predict(params, batch_stats, test_x[i:i + 1000]))
+         for i in range(0, len(test_x), 1000)], axis=1)
+
   def evaluate(state):
-    preds = np.concatenate(
-        [np.asarray(predict(state.params, state.batch_stats, test_x[i:i + 1000]))
-         for i in range(0, len(test_x), 1000)], axis=1)  # [H, N]
+    preds = predict_test(state.params, state.batch_stats)
     losses = np.asarray(eval_losses(state.params, state.batch_stats, loss_x))
     result = metrics.evaluate_heads(test_y, preds, losses, num_classes=10)
     result["head_losses"] = losses.tolist()
     return result
 
-  extras = {"predict": predict, "test_x": test_x, "test_y": test_y}
+  extras = {"predict_test": predict_test, "test_y": test_y}
   return Task(init=init, loss_fn=loss_fn,
               optimizer=optax.adam(_learning_rate(cfg)),
               train_iter=train_iter, evaluate=evaluate), extras
@@ -229,8 +233,7 @@ def run(config_name: str, *, data_dir: str | None, workdir: str, steps: int | No
   write_results(workdir, results)
   if jax.process_index() == 0 and ev:
     head = ev["lowest_loss_head"]
-    preds = np.asarray(extras["predict"](out.state.params, out.state.batch_stats,
-                                         extras["test_x"]))[head]
+    preds = extras["predict_test"](out.state.params, out.state.batch_stats)[head]
     cm = metrics.contingency_matrix(extras["test_y"], preds, num_classes=10,
                                     num_clusters=10)
     viz.save_confusion_matrix(cm, os.path.join(workdir, "confusion.png"),
