@@ -21,7 +21,7 @@ import sys
 import time
 import traceback
 
-FAMILIES = ("iou", "nms", "soft_nms", "multiclass_nms", "matching", "iic")
+FAMILIES = ("iou", "nms", "soft_nms", "multiclass_nms", "matching", "iic", "ssd")
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
 
 
@@ -69,6 +69,7 @@ def machine_info(device: str) -> dict:
 
 
 def _collect(families, mode, device):
+  import importlib
   from benchmarks import iic, iou, matching, nms
   builders = {
       "iic": lambda: iic.cases(mode, device),
@@ -77,6 +78,8 @@ def _collect(families, mode, device):
       "soft_nms": lambda: nms.soft_cases(mode),
       "multiclass_nms": lambda: nms.multiclass_cases(mode),
       "matching": lambda: matching.cases(mode),
+      # Imported when used: it needs experiments/ (the SSD recipe), not only jaxvision.
+      "ssd": lambda: importlib.import_module("benchmarks.ssd").cases(mode, device),
   }
   for family in families:
     yield family, builders[family]

@@ -93,3 +93,41 @@ def cumulative_wall_seconds(workdir: str | os.PathLike, this_run: float) -> floa
   if jax.process_index() == 0:
     path.write_text(json.dumps({"wall_seconds": total}))
   return total
+
+
+WEIGHTS_FILE = "weights.msgpack"
+
+
+def save_weights(path: str | os.PathLike, params, batch_stats) -> pathlib.Path:
+  """Writes ``{"params", "batch_stats"}`` as one flax msgpack file (portable, no orbax)."""
+  from flax import serialization
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  data = serialization.to_bytes({"params": jax.device_get(params),
+                                 "batch_stats": jax.device_get(batch_stats)})
+  tmp = path.with_suffix(".tmp")
+  tmp.write_bytes(data)
+  tmp.replace(path)
+  return path
+
+
+def load_weights(path: str | os.PathLike, params, batch_stats):
+  """Reads weights written by :func:`save_weights` into the structure of ``(params,
+  batch_stats)``; ``path`` is the file or a directory holding ``weights.msgpack``."""
+  from flax import serialization
+  path = pathlib.Path(path)
+  if path.is_dir():
+    path = path / WEIGHTS_FILE
+  if not path.exists():
+    raise FileNotFoundError(f"no weights at {str(path)!r} (expected a {WEIGHTS_FILE} file or "
+                            f"a directory holding one).")
+  restored = serialization.from_bytes({"params": params, "batch_stats": batch_stats},
+                                      path.read_bytes())
+  return restored["params"], restored["batch_stats"]
+
+
+def weights_metadata(path: str | os.PathLike) -> dict[str, Any]:
+  """The JSON written next to a weights file (``x.msgpack`` -> ``x.json``: how the weights
+  were trained), or ``{}`` when there is none."""
+  side = pathlib.Path(path).with_suffix(".json")
+  return json.loads(side.read_text()) if side.exists() else {}

@@ -5,6 +5,13 @@
    the NumPy oracles, and torchvision / TensorFlow when installed (`make bench-install`).
 3. A short IIC run on MNIST (no labels; about two minutes) that prints its test accuracy,
    when MNIST is found: ``--mnist-dir``, ``$JAXVISION_DATA_DIR`` or ``../shared/data/mnist``.
+4. Detection: the committed SSD weights (``experiments/results/ssd_cpu_weights.msgpack``,
+   trained by ``python -m experiments.ssd --train``, see ``experiments/results/ssd.md``) on
+   fresh test scenes of MNIST test digits: jitted inference + NMS on batches of 8, the book's
+   metrics and mAP, and a PNG of the detections.
+5. Segmentation: the committed FCN weights (``experiments/results/fcn_cpu_weights.msgpack``,
+   trained by ``python -m experiments.fcn --train``) on fresh test scenes: the book's mIoU and
+   pixel accuracy, and input / ground truth / prediction triptychs.
 """
 
 from __future__ import annotations
@@ -146,6 +153,83 @@ def iic_example(out: pathlib.Path, mnist_dir: str | None, steps: int = 180) -> f
   return acc
 
 
+SSD_WEIGHTS = pathlib.Path(__file__).resolve().parent / "results" / "ssd_cpu_weights.msgpack"
+
+
+def detection_example(out: pathlib.Path, mnist_dir: str | None, num_scenes: int = 96) -> dict | None:
+  """Runs the committed SSD weights on ``num_scenes`` test scenes; returns the metrics."""
+  print("\n== SSD: detecting digits in cluttered scenes ==")
+  data_dir = _find_mnist(mnist_dir)
+  if data_dir is None or not SSD_WEIGHTS.exists():
+    print("MNIST or the SSD weights not found; skipping the detection example.")
+    return None
+  from experiments import _common, ssd  # pylint: disable=import-outside-toplevel
+  from jaxvision.data import load_mnist, scenes  # pylint: disable=import-outside-toplevel
+  start = time.perf_counter()
+  cfg = ssd.CONFIGS["cpu"]
+  opts = ssd.LossOptions(**_common.weights_metadata(SSD_WEIGHTS).get("flags", {}))
+  model = ssd.build_model(cfg)
+  anchors = ssd.make_anchors(model, cfg)
+  scene_cfg = scenes.SceneConfig(image_size=cfg.image_size, digit_size=cfg.digit_size,
+                                 num_digits=cfg.num_digits)
+  # Scenes past the experiment's 500 test scenes: never seen during model selection.
+  test = scenes.generate_scenes(*load_mnist("test", data_dir=data_dir), num_scenes,
+                                config=scene_cfg, seed=1, start=10_000)
+  variables = model.init(jax.random.key(0), jnp.zeros((1,) + cfg.image_size + (3,)),
+                         train=False)
+  params, batch_stats = _common.load_weights(SSD_WEIGHTS, variables["params"],
+                                             variables["batch_stats"])
+  predict = ssd.make_predict(model, anchors, cfg, opts, class_threshold=cfg.class_threshold)
+  predict_map = ssd.make_predict(model, anchors, cfg, opts,
+                                 class_threshold=cfg.map_class_threshold)
+  gt = ssd._ground_truth(test)  # pylint: disable=protected-access
+  result = ssd.evaluate_detections(
+      ssd.detect_all(predict, params, batch_stats, test["image"]),
+      ssd.detect_all(predict_map, params, batch_stats, test["image"]), gt)
+  path = out / "ssd_detections.png"
+  ssd.write_detections_png(path, predict, params, batch_stats, test)
+  print(f"SSD ({opts.name}) on {num_scenes} new test scenes: mAP@0.5 {result['map50']:.3f}, "
+        f"COCO mAP {result['map']:.3f}, book precision {result['precision']:.3f} / recall "
+        f"{result['recall']:.3f} / mIoU {result['miou']:.3f} "
+        f"({time.perf_counter() - start:.1f} s). Wrote {path}")
+  return result
+
+
+FCN_WEIGHTS = pathlib.Path(__file__).resolve().parent / "results" / "fcn_cpu_weights.msgpack"
+
+
+def segmentation_example(out: pathlib.Path, mnist_dir: str | None,
+                         num_scenes: int = 48) -> dict | None:
+  """Runs the committed FCN weights on ``num_scenes`` test scenes; returns the metrics."""
+  print("\n== FCN: segmenting digits pixel by pixel ==")
+  data_dir = _find_mnist(mnist_dir)
+  if data_dir is None or not FCN_WEIGHTS.exists():
+    print("MNIST or the FCN weights not found; skipping the segmentation example.")
+    return None
+  from experiments import _common, _segmentation  # pylint: disable=import-outside-toplevel
+  from jaxvision.data import load_mnist, scenes  # pylint: disable=import-outside-toplevel
+  start = time.perf_counter()
+  cfg = _segmentation.CONFIGS["fcn"]["cpu"]
+  model = _segmentation.build_model("fcn", cfg)
+  scene_cfg = scenes.SceneConfig(image_size=cfg.image_size, digit_size=cfg.digit_size,
+                                 num_digits=cfg.num_digits)
+  test = scenes.generate_scenes(*load_mnist("test", data_dir=data_dir), num_scenes,
+                                config=scene_cfg, seed=1, start=10_000)
+  params, batch_stats = jax.eval_shape(_segmentation.make_init(model, cfg), jax.random.key(0))
+  params, batch_stats = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+                                     (params, batch_stats))
+  params, batch_stats = _common.load_weights(FCN_WEIGHTS, params, batch_stats)
+  predict = _segmentation.make_predict(model)
+  pred = _segmentation.predict_all(predict, params, batch_stats, test["image"], batch=8)
+  result = _segmentation.evaluate_masks(test["mask"], pred)
+  path = out / "fcn_triptychs.png"
+  _segmentation.save_triptychs(path, test["image"][:4], test["mask"][:4], pred[:4])
+  print(f"FCN on {num_scenes} new test scenes: mIoU {result['miou']:.3f} (the book's, per "
+        f"image), pixel accuracy {100 * result['pixel_accuracy']:.2f}% "
+        f"({time.perf_counter() - start:.1f} s). Wrote {path}")
+  return result
+
+
 def main(argv=None) -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("demo_out"))
@@ -158,6 +242,8 @@ def main(argv=None) -> None:
   nms_example(args.out)
   timing_table(args.out)
   iic_example(args.out, args.mnist_dir, steps=args.iic_steps)
+  detection_example(args.out, args.mnist_dir)
+  segmentation_example(args.out, args.mnist_dir)
   print(f"\ndemo finished in {time.perf_counter() - start:.1f} s; outputs in {args.out}/")
 
 

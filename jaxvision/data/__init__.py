@@ -7,6 +7,12 @@ from jaxvision.data.transforms import (binarize, book_views, center_crop, color_
                                        gaussian_noise, iic_views, random_affine,
                                        random_crop_resize, random_horizontal_flip,
                                        random_resized_crop, random_rotation)
+from jaxvision.data.scenes import (CLASS_NAMES, SceneConfig, SceneSource, class_colours,
+                                   generate_scene, generate_scenes, save_scene_preview)
+from jaxvision.data.book import (BookDetectionSource, BookSegmentationSource, read_book_labels,
+                                 read_book_masks)
+from jaxvision.data.tfds import (PETS_MASK_CLASSES, VOC_CLASSES, oxford_pets_source,
+                                 voc_source)  # imports tensorflow_datasets only when called
 
 __all__ = [
     # mnist
@@ -17,4 +23,11 @@ __all__ = [
     "center_crop", "random_crop_resize", "random_resized_crop", "random_rotation",
     "random_affine", "binarize", "gaussian_noise", "random_horizontal_flip", "color_jitter",
     "iic_views", "book_views",
+    # book (the drinks data set of Atienza ch. 11-12)
+    "read_book_labels", "BookDetectionSource", "read_book_masks", "BookSegmentationSource",
+    # scenes (detection / segmentation scenes of MNIST digits)
+    "SceneConfig", "SceneSource", "generate_scene", "generate_scenes", "save_scene_preview",
+    "class_colours", "CLASS_NAMES",
+    # tfds
+    "voc_source", "oxford_pets_source", "VOC_CLASSES", "PETS_MASK_CLASSES",
 ]

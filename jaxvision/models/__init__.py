@@ -16,6 +16,12 @@ from jaxvision.models.iic import (
     count_params,
 )
 from jaxvision.models.mine import MineEncoder, MineMLP, MineStatisticsNetwork
+from jaxvision.models.resnet import (ResNet11v2, ResNet20v1, ResNet20v2, ResNet56v2, ResNetTiny,
+                                     ResNetV1, ResNetV2)
+from jaxvision.models.ssd import SSD, SSDBook, SSDSmall, SSDTiny, feature_shapes
+from jaxvision.models.fcn import FCN, FCNBook, FCNSmall, FCNTiny, SubpixelConvTranspose
+from jaxvision.models.segnet import SegNet, SegNetSmall, SegNetTiny
+from jaxvision.models.unet import UNet, UNetSmall, UNetTiny
 
 __all__ = [
     "IICTrunk",
@@ -34,4 +40,10 @@ __all__ = [
     "MineMLP",
     "MineEncoder",
     "count_params",
+    "ResNetV1", "ResNetV2", "ResNet20v1", "ResNet56v2", "ResNet20v2", "ResNet11v2",
+    "ResNetTiny",
+    "SSD", "SSDBook", "SSDSmall", "SSDTiny", "feature_shapes",
+    "FCN", "FCNBook", "FCNSmall", "FCNTiny", "SubpixelConvTranspose",
+    "SegNet", "SegNetSmall", "SegNetTiny",
+    "UNet", "UNetSmall", "UNetTiny",
 ]

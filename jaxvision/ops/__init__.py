@@ -12,6 +12,12 @@ from jaxvision.ops.information import iic_loss
 from jaxvision.ops.information import joint_probability
 from jaxvision.ops.information import mine_loss
 from jaxvision.ops.information import mine_lower_bound
+from jaxvision.ops.losses import focal_loss
+from jaxvision.ops.losses import hard_negative_mask
+from jaxvision.ops.losses import l1_loss
+from jaxvision.ops.losses import smooth_l1_loss
+from jaxvision.ops.losses import softmax_cross_entropy
+from jaxvision.ops.losses import ssd_loss
 from jaxvision.ops.matching import decode_boxes
 from jaxvision.ops.matching import encode_boxes
 from jaxvision.ops.matching import match_anchors
@@ -20,10 +26,15 @@ from jaxvision.ops.nms import detection_nms
 from jaxvision.ops.nms import multiclass_nms
 from jaxvision.ops.nms import nms
 from jaxvision.ops.nms import soft_nms
+from jaxvision.ops.pooling import max_pool_with_argmax
+from jaxvision.ops.pooling import max_unpool
 
 __all__ = [
     "box_area", "box_convert", "box_iou", "generalized_box_iou", "distance_box_iou",
     "complete_box_iou", "ssd_anchors", "multibox_prior", "match_anchors", "encode_boxes",
     "decode_boxes", "nms", "batched_nms", "soft_nms", "multiclass_nms", "detection_nms",
     "joint_probability", "iic_loss", "mine_lower_bound", "mine_loss",
+    "max_pool_with_argmax", "max_unpool",
+    "softmax_cross_entropy", "focal_loss", "l1_loss", "smooth_l1_loss", "hard_negative_mask",
+    "ssd_loss",
 ]

@@ -1,0 +1,155 @@
+"""NumPy oracles for the detection losses: float64 textbook formulas, one element at a time.
+
+The slow, obviously-correct versions of ``jaxvision.ops.losses``: each loss is evaluated for
+one anchor at a time from its formula; hard negative mining sorts every image's negatives in
+a Python loop. They import NumPy only, so they share no code with what they check.
+
+Conventions (the same contract as the ops):
+
+* ``logits`` are ``[..., C]``, ``labels`` ``[...]`` ints in ``[0, C)``; class 0 is the
+  background and an anchor is positive when its label is not 0.
+* ``p_t = softmax(logits)[label]``; cross entropy ``-log p_t``; focal loss
+  ``-alpha (1 - p_t)^gamma log p_t`` with ``0^0 = 1``.
+* The regression losses sum over the last axis (``[..., D] -> [...]``); smooth L1 is the
+  Huber loss ``0.5 d^2`` for ``|d| <= delta`` and ``delta (|d| - 0.5 delta)`` beyond.
+* Hard negatives: per image, ``k = min(max(floor(ratio * #pos), min_negatives), #neg)``
+  negatives of largest loss, ties to the lower index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["softmax_cross_entropy", "focal_loss", "l1_loss", "smooth_l1_loss",
+           "hard_negative_mask", "ssd_loss"]
+
+
+def _log_softmax_at(row: np.ndarray, label: int) -> float:
+  """``log softmax(row)[label]`` for one ``[C]`` row, via the max-shifted log-sum-exp."""
+  m = max(float(v) for v in row)
+  total = 0.0
+  for v in row:
+    total += math.exp(float(v) - m)
+  return float(row[label]) - m - math.log(total)
+
+
+def softmax_cross_entropy(logits, labels) -> np.ndarray:
+  """``[...]`` float64 ``-log softmax(logits)[label]``.
+
+  >>> softmax_cross_entropy([[0., 0.]], [1]).round(4).tolist()
+  [0.6931]
+  """
+  logits = np.asarray(logits, np.float64)
+  labels = np.asarray(labels)
+  out = np.zeros(labels.shape, np.float64)
+  for idx in np.ndindex(labels.shape):
+    out[idx] = -_log_softmax_at(logits[idx], int(labels[idx]))
+  return out
+
+
+def focal_loss(logits, labels, *, gamma: float = 2.0, alpha: float = 0.25) -> np.ndarray:
+  """``[...]`` float64 ``-alpha (1 - p_t)^gamma log p_t``.
+
+  >>> round(float(focal_loss([[0., 0.]], [0])[0]), 5)
+  0.04332
+  """
+  logits = np.asarray(logits, np.float64)
+  labels = np.asarray(labels)
+  out = np.zeros(labels.shape, np.float64)
+  for idx in np.ndindex(labels.shape):
+    log_p = _log_softmax_at(logits[idx], int(labels[idx]))
+    p = math.exp(log_p)
+    weight = 1.0 if gamma == 0 else max(1.0 - p, 0.0) ** gamma
+    out[idx] = -alpha * weight * log_p
+  return out
+
+
+def l1_loss(predictions, targets) -> np.ndarray:
+  """``[..., D] -> [...]`` float64 ``sum |p - t|``.
+
+  >>> l1_loss([[1., -2.]], [[0., 0.]]).tolist()
+  [3.0]
+  """
+  p = np.asarray(predictions, np.float64)
+  t = np.asarray(targets, np.float64)
+  out = np.zeros(p.shape[:-1], np.float64)
+  for idx in np.ndindex(out.shape):
+    for k in range(p.shape[-1]):
+      out[idx] += abs(p[idx + (k,)] - t[idx + (k,)])
+  return out
+
+
+def smooth_l1_loss(predictions, targets, *, delta: float = 1.0) -> np.ndarray:
+  """``[..., D] -> [...]`` float64 Huber loss summed over the last axis.
+
+  >>> smooth_l1_loss([[0.5, 3.]], [[0., 0.]]).tolist()
+  [2.625]
+  """
+  p = np.asarray(predictions, np.float64)
+  t = np.asarray(targets, np.float64)
+  out = np.zeros(p.shape[:-1], np.float64)
+  for idx in np.ndindex(out.shape):
+    for k in range(p.shape[-1]):
+      d = abs(p[idx + (k,)] - t[idx + (k,)])
+      out[idx] += 0.5 * d * d if d <= delta else delta * (d - 0.5 * delta)
+  return out
+
+
+def hard_negative_mask(losses, positive, *, ratio: float = 3.0,
+                       min_negatives: int = 0) -> np.ndarray:
+  """``[..., A]`` bool: per image, the ``k`` negatives of largest loss (ties: lower index).
+
+  >>> hard_negative_mask([.1, .9, .5, .7], [True, False, False, False], ratio=2).tolist()
+  [False, True, False, True]
+  """
+  losses = np.asarray(losses, np.float64)
+  positive = np.asarray(positive, bool)
+  out = np.zeros(losses.shape, bool)
+  for idx in np.ndindex(losses.shape[:-1]):
+    row, pos = losses[idx], positive[idx]
+    negatives = [a for a in range(len(row)) if not pos[a]]
+    k = max(math.floor(ratio * int(pos.sum())), min_negatives)
+    k = min(k, len(negatives))
+    # Largest loss first; Python's sort is stable, so equal losses keep the lower index first.
+    negatives.sort(key=lambda a: -row[a])
+    for a in negatives[:k]:
+      out[idx + (a,)] = True
+  return out
+
+
+def ssd_loss(class_logits, offsets, labels, offset_targets, *, classification="ce",
+             localization="l1", hard_negative_ratio=None, focal_gamma=2.0, focal_alpha=0.25,
+             localization_weight=1.0):
+  """``(loss, {"classification", "localization", "num_positives"})`` as the op documents.
+
+  ``loss = (sum_cls + w sum_loc) / max(N_pos, 1)`` over the whole batch; ``sum_cls`` runs
+  over every anchor, or with ``hard_negative_ratio`` over the positives and the mined
+  negatives; ``sum_loc`` over the positives.
+  """
+  labels = np.asarray(labels)
+  if classification == "ce":
+    cls = softmax_cross_entropy(class_logits, labels)
+  else:
+    cls = focal_loss(class_logits, labels, gamma=focal_gamma, alpha=focal_alpha)
+  if localization == "l1":
+    loc = l1_loss(offsets, offset_targets)
+  else:
+    loc = smooth_l1_loss(offsets, offset_targets)
+  positive = labels > 0
+  if hard_negative_ratio is None:
+    keep = np.ones(labels.shape, bool)
+  else:
+    keep = positive | hard_negative_mask(cls, positive, ratio=hard_negative_ratio)
+  num_pos = int(positive.sum())
+  cls_sum, loc_sum = 0.0, 0.0
+  for idx in np.ndindex(labels.shape):
+    if keep[idx]:
+      cls_sum += cls[idx]
+    if positive[idx]:
+      loc_sum += loc[idx]
+  denom = max(num_pos, 1)
+  cls_sum, loc_sum = cls_sum / denom, loc_sum / denom
+  return cls_sum + localization_weight * loc_sum, {
+      "classification": cls_sum, "localization": loc_sum, "num_positives": num_pos}
