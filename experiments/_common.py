@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -11,6 +12,7 @@ import sys
 from typing import Any, Mapping
 
 import jax
+import numpy as np
 
 from jaxvision.data import make_pipeline
 
@@ -131,3 +133,31 @@ def weights_metadata(path: str | os.PathLike) -> dict[str, Any]:
   were trained), or ``{}`` when there is none."""
   side = pathlib.Path(path).with_suffix(".json")
   return json.loads(side.read_text()) if side.exists() else {}
+
+
+@dataclasses.dataclass
+class EvalState:
+  """What a ``Task.evaluate`` reads (``params``, ``batch_stats``), for evaluating restored
+  weights without a train state."""
+
+  params: Any
+  batch_stats: Any
+
+
+def load_weights_for(path: str | os.PathLike, init) -> tuple[Any, Any]:
+  """Weights from :func:`save_weights` in the structure ``init(rng) -> (params,
+  batch_stats)`` returns; ``init`` is only traced (``jax.eval_shape``), never run."""
+  shapes = jax.eval_shape(init, jax.random.key(0))
+  params, batch_stats = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+  return load_weights(path, params, batch_stats)
+
+
+def train_and_save(train_config, workdir: str | os.PathLike, task):
+  """``train_and_evaluate``, then the final weights to ``<workdir>/weights.msgpack``
+  (process 0). Returns ``(params, batch_stats, results)``."""
+  from jaxvision.train import train_and_evaluate
+  out = train_and_evaluate(train_config, workdir, task=task)
+  params, batch_stats = out.state.params, out.state.batch_stats
+  if jax.process_index() == 0:
+    save_weights(os.path.join(workdir, WEIGHTS_FILE), params, batch_stats)
+  return params, batch_stats, dict(out.results)

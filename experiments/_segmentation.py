@@ -59,7 +59,7 @@ from experiments import _common
 from jaxvision import metrics, models
 from jaxvision.data import ArraySource, scenes
 from jaxvision.train import (Task, TrainConfig, TrainState, data_mesh, replicated_sharding,
-                             train_and_evaluate, write_results)
+                             write_results)
 
 NUM_CLASSES = len(scenes.CLASS_NAMES)  # background + 10 digits
 RESULTS_FILE = _common.RESULTS_DIR / "segmentation.json"
@@ -332,12 +332,6 @@ def save_triptychs(path: str | os.PathLike, images, labels, predictions, *,
 # Weights.
 
 
-@dataclasses.dataclass
-class _State:  # what Task.evaluate reads, for --evaluate without training
-  params: Any
-  batch_stats: Any
-
-
 def _checkpoint_dir(path: pathlib.Path) -> tuple[pathlib.Path, int | None] | None:
   """``(orbax directory, step or None)`` for a workdir, its ``checkpoints/`` or a step dir."""
   if (path / "checkpoints").is_dir():
@@ -425,17 +419,13 @@ def run(family: str, config_name: str, *, data_dir: str | None, workdir: str,
     train_cfg = TrainConfig(num_steps=cfg.num_steps, batch_size=cfg.batch_size, seed=seed,
                             checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every,
                             eval_every=cfg.eval_every, progress=progress)
-    out = train_and_evaluate(train_cfg, workdir, task=task)
-    params, batch_stats = out.state.params, out.state.batch_stats
-    results = dict(out.results)
+    params, batch_stats, results = _common.train_and_save(train_cfg, workdir, task)
     ev = results.get("eval", {})
-    if jax.process_index() == 0:
-      _common.save_weights(os.path.join(workdir, _common.WEIGHTS_FILE), params, batch_stats)
     steps_done = results.get("final_step")
   else:
     source = workdir if restore_weights is None else restore_weights
     params, batch_stats = load_weights(source, random_init, tx)
-    ev = dict(task.evaluate(_State(params, batch_stats)))
+    ev = dict(task.evaluate(_common.EvalState(params, batch_stats)))
     results = {"eval": ev, "restored_from": str(source)}
     steps_done = None
   trained_steps = (results.get("final_step") or 0) - (results.get("resumed_from_step") or 0)

@@ -175,10 +175,11 @@ def detection_example(out: pathlib.Path, mnist_dir: str | None, num_scenes: int 
   # Scenes past the experiment's 500 test scenes: never seen during model selection.
   test = scenes.generate_scenes(*load_mnist("test", data_dir=data_dir), num_scenes,
                                 config=scene_cfg, seed=1, start=10_000)
-  variables = model.init(jax.random.key(0), jnp.zeros((1,) + cfg.image_size + (3,)),
-                         train=False)
-  params, batch_stats = _common.load_weights(SSD_WEIGHTS, variables["params"],
-                                             variables["batch_stats"])
+  def init(rng):
+    variables = model.init(rng, jnp.zeros((1,) + cfg.image_size + (3,)), train=False)
+    return variables["params"], variables["batch_stats"]
+
+  params, batch_stats = _common.load_weights_for(SSD_WEIGHTS, init)
   predict = ssd.make_predict(model, anchors, cfg, opts, class_threshold=cfg.class_threshold)
   predict_map = ssd.make_predict(model, anchors, cfg, opts,
                                  class_threshold=cfg.map_class_threshold)
@@ -215,10 +216,7 @@ def segmentation_example(out: pathlib.Path, mnist_dir: str | None,
                                  num_digits=cfg.num_digits)
   test = scenes.generate_scenes(*load_mnist("test", data_dir=data_dir), num_scenes,
                                 config=scene_cfg, seed=1, start=10_000)
-  params, batch_stats = jax.eval_shape(_segmentation.make_init(model, cfg), jax.random.key(0))
-  params, batch_stats = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
-                                     (params, batch_stats))
-  params, batch_stats = _common.load_weights(FCN_WEIGHTS, params, batch_stats)
+  params, batch_stats = _common.load_weights_for(FCN_WEIGHTS, _segmentation.make_init(model, cfg))
   predict = _segmentation.make_predict(model)
   pred = _segmentation.predict_all(predict, params, batch_stats, test["image"], batch=8)
   result = _segmentation.evaluate_masks(test["mask"], pred)

@@ -49,7 +49,7 @@ import optax
 from experiments import _common
 from jaxvision import metrics, models, ops
 from jaxvision.data import ArraySource, scenes
-from jaxvision.train import Task, TrainConfig, train_and_evaluate, write_results
+from jaxvision.train import Task, TrainConfig, write_results
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,12 +294,6 @@ def write_detections_png(path, predict, params, batch_stats, test_arrays, count:
   scenes.save_scene_preview(path, images, boxes, classes, scores=scores)
 
 
-@dataclasses.dataclass
-class _State:  # what Task.evaluate reads, for --evaluate without training
-  params: Any
-  batch_stats: Any
-
-
 def run(config_name: str, opts: LossOptions, *, data_dir: str | None, workdir: str,
         train: bool = True, restore_weights: str | None = None, image_file: str | None = None,
         steps: int | None = None, seed: int = 0, progress: bool | None = None,
@@ -321,18 +315,11 @@ def run(config_name: str, opts: LossOptions, *, data_dir: str | None, workdir: s
     train_cfg = TrainConfig(num_steps=cfg.num_steps, batch_size=cfg.batch_size, seed=seed,
                             checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every,
                             eval_every=cfg.eval_every, progress=progress)
-    out = train_and_evaluate(train_cfg, workdir, task=task)
-    params, batch_stats = out.state.params, out.state.batch_stats
-    results = dict(out.results)
+    params, batch_stats, results = _common.train_and_save(train_cfg, workdir, task)
     ev = results.get("eval", {})
-    if jax.process_index() == 0:
-      _common.save_weights(os.path.join(workdir, _common.WEIGHTS_FILE), params, batch_stats)
   else:
-    params, batch_stats = jax.eval_shape(task.init, jax.random.key(0))
-    params, batch_stats = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
-                                       (params, batch_stats))
-    params, batch_stats = _common.load_weights(restore_weights, params, batch_stats)
-    ev = task.evaluate(_State(params, batch_stats))
+    params, batch_stats = _common.load_weights_for(restore_weights, task.init)
+    ev = task.evaluate(_common.EvalState(params, batch_stats))
     results = {"eval": ev, "restored_from": str(restore_weights)}
   trained_steps = results.get("final_step", 0) - (results.get("resumed_from_step") or 0)
   results.update({
