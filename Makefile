@@ -24,7 +24,7 @@ $(VENV)/.bench-installed: pyproject.toml | $(VENV)/.dev-installed
 venv: $(VENV)/.dev-installed
 
 demo: $(VENV)/.dev-installed
-	$(PY) -m experiments.demo --out demo_out
+	$(PY) -m experiments.demo --workdir demo_out
 
 test: $(VENV)/.dev-installed
 	$(PY) -m pytest -n $(WORKERS) --durations=15 $(ARGS)

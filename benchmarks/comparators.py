@@ -54,15 +54,25 @@ def torch_device(device: str) -> str | None:
   return "cpu"
 
 
+def torch_for(device: str):
+  """torch when it can run on a ``--device`` (CUDA for "gpu"), else None."""
+  return torch() if torch_device(device) is not None else None
+
+
+def sync(device: str) -> None:
+  """Waits for torch's queued CUDA work on GPU runs (CUDA calls are async); no-op on CPU."""
+  if device == "gpu":
+    torch().cuda.synchronize()
+
+
 def synced(fn, device: str):
   """``fn`` followed by ``torch.cuda.synchronize()`` on GPU runs (CUDA calls are async)."""
   if device != "gpu":
     return fn
-  mod = torch()
 
   def call(*args, **kwargs):
     out = fn(*args, **kwargs)
-    mod.cuda.synchronize()
+    sync(device)
     return out
 
   return call

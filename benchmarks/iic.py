@@ -21,7 +21,7 @@ import optax
 
 from benchmarks import comparators
 from benchmarks.common import Case
-from jaxvision import _workarounds, models, ops
+from jaxvision import compat, models, ops
 from jaxvision.reference import iic as ref
 
 
@@ -42,21 +42,8 @@ def _torch_iic_loss(torch, z, zb, eps=ref.EPS):
   return -(p * (p.log() - pi.log()[:, None] - pj.log()[None, :])).sum()
 
 
-def _torch_for(device: str):
-  """torch when it can run on ``device`` (CUDA for "gpu"), else None."""
-  torch = comparators.torch()
-  if torch is not None and device == "gpu" and not torch.cuda.is_available():
-    return None
-  return torch
-
-
-def _sync(torch, device):
-  if device == "gpu":
-    torch.cuda.synchronize()
-
-
 def loss_cases(mode: str, device: str = "cpu") -> list[Case]:
-  torch = _torch_for(device)
+  torch = comparators.torch_for(device)
   where = "cuda" if device == "gpu" else "cpu"
   shapes = {"smoke": ((64, 10),), "quick": ((1000, 10),),
             "full": ((1000, 10), (1000, 50), (4096, 50))}[mode]
@@ -76,7 +63,7 @@ def loss_cases(mode: str, device: str = "cpu") -> list[Case]:
         tz.grad = tzb.grad = None
         loss = _torch_iic_loss(torch, tz, tzb)
         loss.backward()
-        _sync(torch, device)
+        comparators.sync(device)
         return loss.detach().cpu(), tz.grad.cpu(), tzb.grad.cpu()
 
       impls["torch"] = torch_step
@@ -117,7 +104,7 @@ def _torch_model(torch, widths=(16, 32, 64, 128), heads=5, clusters=10, over=50,
 
 
 def step_cases(mode: str, device: str = "cpu") -> list[Case]:
-  torch = _torch_for(device)
+  torch = comparators.torch_for(device)
   where = "cuda" if device == "gpu" else "cpu"
   images = {"smoke": 16, "quick": 64, "full": 256}[mode]
   pairs = images * 3  # the cpu recipe repeats each image 3 times
@@ -140,9 +127,9 @@ def step_cases(mode: str, device: str = "cpu") -> list[Case]:
             + jnp.mean(ops.iic_loss(o[:, :n], o[:, n:])))
     return loss, upd["batch_stats"]
 
-  # The same compilation as jaxvision.train's step (see jaxvision._workarounds).
+  # The same compilation as jaxvision.train's step (see jaxvision.compat).
   @functools.partial(jax.jit, donate_argnums=(0, 1, 2),
-                     compiler_options=_workarounds.compiler_options())
+                     compiler_options=compat.compiler_options())
   def jax_step(params, batch_stats, opt_state, x):
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         params, batch_stats, x)
@@ -179,7 +166,7 @@ def step_cases(mode: str, device: str = "cpu") -> list[Case]:
         loss = loss + torch.stack(losses).mean()
       loss.backward()
       opt.step()
-      _sync(torch, device)
+      comparators.sync(device)
       return loss.detach()
 
     impls["torch"] = torch_step

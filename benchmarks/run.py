@@ -15,8 +15,7 @@ import datetime
 import json
 import os
 import pathlib
-import platform
-import socket
+import re
 import sys
 import time
 import traceback
@@ -44,33 +43,27 @@ def _parse(argv):
 
 
 def machine_info(device: str) -> dict:
+  """``jaxvision.experiment.machine()`` under the keys the benchmark results use, plus the
+  date, the ``--device``, the JAX devices by name and the comparators' versions."""
   import jax
   import numpy as np
   from benchmarks import comparators
-  cpu = platform.processor()
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          cpu = line.split(":", 1)[1].strip()
-          break
-  except OSError:
-    pass
+  from jaxvision import experiment
+  machine = experiment.machine()
   return {
-      "host": socket.gethostname(),
+      "host": machine["host"],
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "cpu": cpu,
-      "cores": os.cpu_count(),
+      "cpu": machine["cpu"],
+      "cores": machine["cpu_cores"],
       "device": device,
       "jax_devices": [str(d) for d in jax.devices()],
-      "python": platform.python_version(),
-      "versions": {"jax": jax.__version__, "numpy": np.__version__, **comparators.versions()},
+      "python": machine["python"],
+      "versions": {"jax": machine["jax"], "numpy": np.__version__, **comparators.versions()},
   }
 
 
 def _collect(families, mode, device):
-  import importlib
-  from benchmarks import iic, iou, matching, nms
+  from benchmarks import iic, iou, matching, nms, ssd
   builders = {
       "iic": lambda: iic.cases(mode, device),
       "iou": lambda: iou.cases(mode, device),
@@ -78,8 +71,7 @@ def _collect(families, mode, device):
       "soft_nms": lambda: nms.soft_cases(mode),
       "multiclass_nms": lambda: nms.multiclass_cases(mode),
       "matching": lambda: matching.cases(mode),
-      # Imported when used: it needs experiments/ (the SSD recipe), not only jaxvision.
-      "ssd": lambda: importlib.import_module("benchmarks.ssd").cases(mode, device),
+      "ssd": lambda: ssd.cases(mode, device),
   }
   for family in families:
     yield family, builders[family]
@@ -146,34 +138,63 @@ def markdown(machine, rows, title):
   return "\n".join(lines) + "\n"
 
 
-def plot(rows, path_prefix):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+# What a case's `size` counts, by family (the x axis of its plot).
+_SIZE_MEANING = {"iou": "N (boxes in each set)", "nms": "N (boxes)", "soft_nms": "N (boxes)",
+                 "multiclass_nms": "N (anchors per image)", "matching": "N (anchors)",
+                 "iic": "N (samples in the batch)", "ssd": "N (images in the batch)"}
+
+
+def case_setting(case: str, size: int) -> str:
+  """The case name with its size written as ``N``: every other parameter stays.
+
+  ``"nms uniform N=5000 iou=0.7"`` -> ``"nms uniform iou=0.7"``; ``"box_iou 5000x5000"`` ->
+  ``"box_iou NxN"``; ``"iic_loss fwd+bwd 1000x50"`` -> ``"iic_loss fwd+bwd Nx50"``.
+  """
+  words = []
+  for word in case.split():
+    if word == f"N={size}":
+      continue
+    parts = word.split("x")
+    if len(parts) > 1 and all(p.isdigit() for p in parts) and str(size) in parts:
+      word = "x".join("N" if p == str(size) else p for p in parts)
+    words.append(word)
+  return " ".join(words)
+
+
+def plot_series(rows, family):
+  """``{(implementation, setting): (sizes, median seconds)}`` of one family's timed rows.
+
+  One series per implementation *and* setting (threshold, distribution, K, ...), so no line
+  joins two settings at one N. Batched cases ("batch BxN") are left out: their size counts
+  the boxes of all images, which is not the N of the single-image cases.
+  """
+  points = {}
+  for r in rows:
+    if r["family"] != family or r["median_s"] is None:
+      continue
+    if re.search(r"\bbatch \d+x\d+", r["case"]):
+      continue
+    key = (r["impl"], case_setting(r["case"], r["size"]))
+    points.setdefault(key, {})[r["size"]] = r["median_s"]
+  return {k: (sorted(v), [v[x] for x in sorted(v)]) for k, v in points.items()}
+
+
+def plot(rows, path_prefix, *, note=None):
+  """One log-log PNG of time against N per family; families measured at one N get none."""
+  from jaxvision import viz
   written = []
   for family in sorted({r["family"] for r in rows}):
-    series = {}
-    for r in rows:
-      if r["family"] == family and r["median_s"] is not None and "batch" not in r["case"]:
-        key = (r["impl"], r["case"].split(" N=")[0].split(" iou=")[0])
-        series.setdefault(key, []).append((r["size"], r["median_s"]))
-    series = {k: sorted(set(v)) for k, v in series.items() if v}
+    series = plot_series(rows, family)
     if not series:
       continue
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for (impl, label), pts in sorted(series.items()):
-      xs, ys = zip(*pts)
-      ax.loglog(xs, ys, marker="o", label=f"{impl}: {label}")
-    ax.set_xlabel("N (boxes)")
-    ax.set_ylabel("median time (s)")
-    ax.set_title(f"{family}: time vs N")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
     path = f"{path_prefix}-{family}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    if viz.save_line_plot(path, series, xlabel=_SIZE_MEANING.get(family, "N"),
+                          ylabel="median time per call (s)", log_x=True, log_y=True,
+                          title=f"{family}: median time against N (lower is faster)",
+                          note=note):
+      written.append(path)
+    else:
+      print(f"no plot for {family}: every series has one size (see the table)")
   return written
 
 
@@ -221,7 +242,8 @@ def main(argv=None):
   title = f"{args.mode.capitalize()} run, {args.device}"
   table = markdown(machine, rows, title)
   (args.out / f"{stem}.md").write_text(table)
-  plots = [] if args.no_plots else plot(rows, str(args.out / stem))
+  plots = [] if args.no_plots else plot(rows, str(args.out / stem),
+                                        note=f"{title}; {machine['cpu']}, {machine['date']}")
   if args.mode == "full" and args.out.resolve() == DEFAULT_OUT and set(args.only) == set(FAMILIES):
     results_md = DEFAULT_OUT.parent / "RESULTS.md"
     header = ("# Benchmark results\n\nWritten by `make bench` (`python -m benchmarks.run`); "

@@ -9,12 +9,13 @@
   weights (copied from flax). The time ratio is the images/s ratio.
 
   Two cases: ``targets precomputed`` is the like-for-like one (the goal, >= 1x): both sides
-  get the same labels / offset targets, computed once by ``experiments.ssd.make_targets``
-  (``ops.match_anchors`` + ``ops.encode_boxes``). ``targets in step`` is jaxvision's
-  training recipe, which matches anchors to the ground truth inside the jitted step, against
-  the same PyTorch step (which still gets the precomputed targets, so it does less work; no
-  goal).
-* ``SSD inference + NMS, batch 8``: ``experiments.ssd.make_predict`` (one jitted function:
+  get the same labels / offset targets, computed once by
+  ``jaxvision.models.ssd.make_targets`` (``ops.match_anchors`` + ``ops.encode_boxes``, match
+  IoU 0.6). ``targets in step`` is jaxvision's training recipe: the loss of
+  ``jaxvision.tasks.ssd_task`` (here with the CE over every anchor, no hard negative mining),
+  which matches anchors to the ground truth inside the jitted step, against the same PyTorch
+  step (which still gets the precomputed targets, so it does less work; no goal).
+* ``SSD inference + NMS, batch 8``: ``jaxvision.inference.Detector`` (one jitted function:
   network, softmax, ``decode_boxes``, the book's class-agnostic ``detection_nms`` with class
   threshold 0.5, IoU 0.2, at most 32 detections) vs PyTorch eager (``inference_mode``: the
   network, softmax, the same decoding, then per image the anchors whose arg-max class is not
@@ -43,6 +44,7 @@ machine, or run both ways.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -53,24 +55,31 @@ import optax
 
 from benchmarks import comparators
 from benchmarks.common import Case
-from experiments import ssd as ssd_exp
-from jaxvision import _workarounds, models, ops
+from jaxvision import compat, ops
+from jaxvision.data import ArraySource, scenes
+from jaxvision.inference import Detector, DetectorSpec, build_model
+from jaxvision.models import ssd as ssd_lib
+from jaxvision.tasks import ssd_task
 
 VARIANCES = (0.1, 0.2)  # the book's --normalize
 BACKGROUND_BIAS = 4.0  # inference case: added to the class heads' background logits
+MATCH_IOU = 0.6  # the book's IoU for the anchors matched beyond the bipartite pass
+ANCHOR_SCALES = (0.15, 0.75)  # anchor sizes s = linspace(0.15, 0.75, L + 1)
 
-
-def _torch_for(device: str):
-  """torch when it can run on ``device`` (CUDA for "gpu"), else None."""
-  torch = comparators.torch()
-  if torch is not None and device == "gpu" and not torch.cuda.is_available():
-    return None
-  return torch
-
-
-def _sync(torch, device):
-  if device == "gpu":
-    torch.cuda.synchronize()
+# The CPU SSD recipe (experiments/ssd.py's `cpu` config, written out so that benchmarks/
+# imports jaxvision only): SSDSmall on 120 x 160 digit scenes (background + 10 classes),
+# trained with batches of 32; the book's class-agnostic NMS.
+RECIPE = DetectorSpec(
+    model="SSDSmall", num_classes=len(scenes.CLASS_NAMES), image_size=(120, 160),
+    class_names=scenes.CLASS_NAMES, anchor_sizes=ssd_lib.anchor_sizes(4, ANCHOR_SCALES),
+    variances=VARIANCES, nms="class_agnostic", score_threshold=0.5, nms_iou=0.2,
+    max_detections=32)
+TRAIN_BATCH = 32
+INFERENCE_BATCH = 8  # Detector.detect's default batch
+# `--smoke`: the tiny test model at 48 x 64 (3 pyramid levels).
+SMOKE = dataclasses.replace(RECIPE, model="SSDTiny", image_size=(48, 64),
+                            anchor_sizes=ssd_lib.anchor_sizes(3, ANCHOR_SCALES),
+                            max_detections=8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,14 +108,17 @@ def _scenes(batch: int, image_size, num_classes: int, *, max_boxes: int = 8, see
 
 
 def _setup(mode: str, *, inference: bool):
-  """``(model, cfg, batch)``: the CPU recipe's SSDSmall at 120 x 160, or the tiny test
-  model for ``--smoke``."""
-  cfg = ssd_exp.CONFIGS["tiny" if mode == "smoke" else "cpu"]
+  """``(spec, model, anchors, batch)``: the CPU recipe's SSDSmall at 120 x 160, or the tiny
+  test model for ``--smoke``."""
+  spec = SMOKE if mode == "smoke" else RECIPE
   if inference:
-    batch = 2 if mode == "smoke" else 8  # experiments.ssd.detect_all's batch
+    batch = 2 if mode == "smoke" else INFERENCE_BATCH
   else:
-    batch = 4 if mode == "smoke" else cfg.batch_size
-  return ssd_exp.build_model(cfg), cfg, batch
+    batch = 4 if mode == "smoke" else TRAIN_BATCH
+  model = build_model(spec.model, spec.num_classes)
+  anchors = ssd_lib.make_anchors(model, spec.image_size, sizes=spec.anchor_sizes,
+                                 aspect_ratios=spec.aspect_ratios)
+  return spec, model, anchors, batch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,19 +313,24 @@ def _torch_decode(torch, offsets, anchors, variances=VARIANCES):
 
 
 def train_cases(mode: str, device: str = "cpu") -> list[Case]:
-  torch = _torch_for(device)
+  torch = comparators.torch_for(device)
   where = "cuda" if device == "gpu" else "cpu"
-  model, cfg, batch = _setup(mode, inference=False)
-  anchors = ssd_exp.make_anchors(model, cfg)
-  images, boxes, classes, num = _scenes(batch, cfg.image_size, ssd_exp.NUM_CLASSES)
+  spec, model, anchors, batch = _setup(mode, inference=False)
+  images, boxes, classes, num = _scenes(batch, spec.image_size, spec.num_classes)
   x, jboxes, jclasses, jnum = (jnp.asarray(a) for a in (images, boxes, classes, num))
   labels, targets = jax.jit(functools.partial(
-      ssd_exp.make_targets, threshold=cfg.threshold, variances=VARIANCES))(
+      ssd_lib.make_targets, match_iou=MATCH_IOU, variances=spec.variances))(
           anchors, jboxes, jclasses, jnum)
-  variables = model.init(jax.random.key(0), jnp.zeros((1,) + tuple(cfg.image_size) + (3,)),
+  variables = model.init(jax.random.key(0), jnp.zeros((1,) + tuple(spec.image_size) + (3,)),
                          train=False)
   tx = optax.adam(1e-3)
-  h, w = cfg.image_size
+  # jaxvision's training loss: targets matched inside the step, the same CE + smooth L1 as
+  # `loss_fn` below (every anchor in the CE, as the PyTorch side).
+  task = ssd_task(spec, ArraySource({"image": images, "boxes": boxes, "classes": classes,
+                                     "num_boxes": num}),
+                  optimizer=tx, match_iou=MATCH_IOU, hard_negatives=None,
+                  classification="ce", localization="smooth_l1")
+  h, w = spec.image_size
   size = f"{batch}x{h}x{w}"
   params_note = f", {_param_count(variables)} params"  # torch's count is asserted equal
 
@@ -326,14 +343,14 @@ def train_cases(mode: str, device: str = "cpu") -> list[Case]:
     return loss, upd["batch_stats"]
 
   def loss_in_step(params, batch_stats, images, boxes, classes, num):
-    labels, targets = ssd_exp.make_targets(anchors, boxes, classes, num,
-                                           threshold=cfg.threshold, variances=VARIANCES)
-    return loss_fn(params, batch_stats, images, labels, targets)
+    batch = {"image": images, "boxes": boxes, "classes": classes, "num_boxes": num}
+    loss, (_, batch_stats) = task.loss_fn(params, batch_stats, batch, None)
+    return loss, batch_stats
 
   def make_step(loss):
-    # The same compilation as jaxvision.train's step (see jaxvision._workarounds).
+    # The same compilation as jaxvision.train's step (see jaxvision.compat).
     @functools.partial(jax.jit, donate_argnums=(0, 1, 2),
-                       compiler_options=_workarounds.compiler_options())
+                       compiler_options=compat.compiler_options())
     def step(params, batch_stats, opt_state, *data):
       (value, batch_stats), grads = jax.value_and_grad(loss, has_aux=True)(
           params, batch_stats, *data)
@@ -376,7 +393,7 @@ def train_cases(mode: str, device: str = "cpu") -> list[Case]:
         value = _torch_ssd_loss(torch, cls, off, t_labels, t_targets)
         value.backward()
         opt.step()
-        _sync(torch, device)
+        comparators.sync(device)
         value = value.detach().cpu()
         losses["torch"].append(value)
         return value
@@ -403,12 +420,11 @@ def train_cases(mode: str, device: str = "cpu") -> list[Case]:
 
 
 def inference_cases(mode: str, device: str = "cpu") -> list[Case]:
-  torch, tv = _torch_for(device), comparators.torchvision()
+  torch, tv = comparators.torch_for(device), comparators.torchvision()
   where = "cuda" if device == "gpu" else "cpu"
-  model, cfg, batch = _setup(mode, inference=True)
-  anchors = ssd_exp.make_anchors(model, cfg)
-  images = _scenes(batch, cfg.image_size, ssd_exp.NUM_CLASSES, seed=1)[0]
-  variables = model.init(jax.random.key(0), jnp.zeros((1,) + tuple(cfg.image_size) + (3,)),
+  spec, model, anchors, batch = _setup(mode, inference=True)
+  images = _scenes(batch, spec.image_size, spec.num_classes, seed=1)[0]
+  variables = model.init(jax.random.key(0), jnp.zeros((1,) + tuple(spec.image_size) + (3,)),
                          train=False)
   # Untrained heads call ~2/3 of the anchors foreground; a background bias brings that to a
   # detector-like ~10% (quick / full: 40-150 NMS candidates per image).
@@ -419,24 +435,24 @@ def inference_cases(mode: str, device: str = "cpu") -> list[Case]:
       params[name] = {"kernel": params[name]["kernel"],
                       "bias": params[name]["bias"].at[::model.num_classes].add(bias)}
   variables = {"params": params, "batch_stats": variables["batch_stats"]}
-  opts = ssd_exp.LossOptions(normalize=True, smooth_l1=True)
-  predict = ssd_exp.make_predict(model, anchors, cfg, opts,
-                                 class_threshold=cfg.class_threshold)
+  # One jitted call: network, softmax, decoding and the spec's NMS (the images are already
+  # at the model's input size, so nothing is resized).
+  detector = Detector(spec, variables)
   x = jnp.asarray(images)
-  impls = {"jaxvision": functools.partial(predict, params, variables["batch_stats"], x)}
+  impls = {"jaxvision": functools.partial(detector, x)}
   missing = []
   name = f"SSD inference + NMS, batch {batch} ({_param_count(variables)} params)"
   if torch is not None and tv is not None:
     net = _torch_model_like(torch, model, variables, where).eval()
     t_images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(where)
     t_anchors = torch.from_numpy(np.array(anchors)).to(where)
-    thr, iou, top = cfg.class_threshold, cfg.iou_threshold, cfg.max_detections
+    thr, iou, top = spec.score_threshold, spec.nms_iou, spec.max_detections
 
     def torch_predict():
       with torch.inference_mode():
         cls, off = net(t_images)
         probs = torch.softmax(cls, -1)
-        boxes = _torch_decode(torch, off, t_anchors)
+        boxes = _torch_decode(torch, off, t_anchors, spec.variances)
         scores, objects = probs.max(-1)
         out = []
         for b, s, o in zip(boxes, scores, objects):
@@ -444,7 +460,7 @@ def inference_cases(mode: str, device: str = "cpu") -> list[Case]:
           keep = tv.ops.nms(b[cand], s[cand], iou)[:top]
           idx = cand[keep]
           out.append((b[idx].cpu(), s[idx].cpu(), o[idx].cpu()))
-        _sync(torch, device)
+        comparators.sync(device)
         return out
 
     impls["torch+torchvision.nms"] = torch_predict

@@ -1,33 +1,51 @@
 """`make demo`: what jaxvision does today, offline, in a few minutes on 2 CPU cores.
 
+    python -m experiments.demo --workdir demo_out
+
 1. Detector-like boxes on a generated image, before and after NMS and soft-NMS -> PNG.
-2. The benchmark suite's quick run (`python -m benchmarks.run --quick`): jaxvision against
-   the NumPy oracles, and torchvision / TensorFlow when installed (`make bench-install`).
-3. A short IIC run on MNIST (no labels; about two minutes) that prints its test accuracy,
-   when MNIST is found: ``--mnist-dir``, ``$JAXVISION_DATA_DIR`` or ``../shared/data/mnist``.
+2. The benchmark suite's quick run (``python -m benchmarks.run --quick``, as a subprocess):
+   jaxvision against the NumPy oracles, and torchvision / TensorFlow when installed
+   (``make bench-install``).
+3. A short IIC run on MNIST (no labels; about two minutes; ``python -m experiments.iic_mnist``
+   as a subprocess) that prints its test accuracy.
 4. Detection: the committed SSD weights (``experiments/results/ssd_cpu_weights.msgpack``,
-   trained by ``python -m experiments.ssd --train``, see ``experiments/results/ssd.md``) on
-   fresh test scenes of MNIST test digits: jitted inference + NMS on batches of 8, the book's
-   metrics and mAP, and a PNG of the detections.
+   trained by ``python -m experiments.ssd``, see ``experiments/results/ssd.md``), loaded with
+   ``jaxvision.inference.Detector``, on new scenes of MNIST test digits past the experiment's
+   test set: jitted inference + NMS on batches of 8, the book's metrics and mAP, and a PNG of
+   the detections beside the ground truth.
 5. Segmentation: the committed FCN weights (``experiments/results/fcn_cpu_weights.msgpack``,
-   trained by ``python -m experiments.fcn --train``) on fresh test scenes: the book's mIoU and
-   pixel accuracy, and input / ground truth / prediction triptychs.
+   trained by ``python -m experiments.fcn``) with ``jaxvision.inference.Segmenter`` on new
+   scenes: the book's mIoU and pixel accuracy, and input / ground truth / prediction
+   triptychs.
+
+Steps 3-5 need MNIST: ``--data-dir``, ``$JAXVISION_DATA_DIR`` or ``../shared/data/mnist``.
+This file imports only jaxvision; the benchmark suite and the IIC experiment run as their
+own processes.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
+import json
 import pathlib
+import shlex
 import shutil
+import subprocess
+import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxvision import ops
+from jaxvision import experiment, ops, viz
+from jaxvision.data import load_mnist, scenes
+from jaxvision.inference import (Detector, Segmenter, evaluate_detector, evaluate_segmenter,
+                                 ground_truth_lists)
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = REPO / "experiments" / "results"
+SSD_WEIGHTS = RESULTS / "ssd_cpu_weights.msgpack"
+FCN_WEIGHTS = RESULTS / "fcn_cpu_weights.msgpack"
 
 
 def make_scene(seed: int = 0, height: int = 240, width: int = 320):
@@ -91,7 +109,7 @@ def draw(image, panels, path):
   plt.close(fig)
 
 
-def nms_example(out: pathlib.Path) -> None:
+def nms_example(workdir: pathlib.Path) -> None:
   image, gt = make_scene()
   boxes, scores = detector_proposals(gt)
   n = len(boxes)
@@ -101,7 +119,7 @@ def nms_example(out: pathlib.Path) -> None:
   s_idx, s_scores, s_count = ops.soft_nms(boxes, scores, sigma=0.5, score_threshold=0.3,
                                           max_output_size=n)
   s_kept = np.asarray(s_idx)[: int(s_count)]
-  path = out / "nms.png"
+  path = workdir / "nms.png"
   draw(image, [
       (f"{n} detector boxes", boxes, scores),
       (f"NMS (IoU > 0.5, score > 0.3): {len(kept)} kept", boxes[kept], scores[kept]),
@@ -114,135 +132,152 @@ def nms_example(out: pathlib.Path) -> None:
         f"Wrote {path}")
 
 
-def timing_table(out: pathlib.Path) -> None:
+def run_module(module: str, *args) -> int:
+  """Runs ``python -m module args...`` from the repository root, its output streamed to
+  ours; returns its exit status."""
+  cmd = [sys.executable, "-m", module, *(str(a) for a in args)]
+  print("$ python -m " + " ".join(shlex.quote(c) for c in cmd[2:]), flush=True)
+  return subprocess.run(cmd, cwd=REPO, check=False).returncode
+
+
+def timing_table(workdir: pathlib.Path) -> None:
   """The benchmark suite's quick run: same inputs for every implementation, interleaved."""
-  from benchmarks import run
-  run.main(["--quick", "--out", str(out / "bench")])
+  print("\n== Benchmarks: jaxvision against the oracles and the peers (quick run) ==")
+  rc = run_module("benchmarks.run", "--quick", "--out", workdir.resolve() / "bench")
+  if rc:
+    print(f"the benchmark run exited with status {rc}; see its output above.")
 
 
-def _find_mnist(explicit: str | None) -> str | None:
-  from jaxvision.data import mnist  # pylint: disable=import-outside-toplevel
-  candidates = [explicit, os.environ.get(mnist.ENV_VAR),
-                str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")]
-  for c in candidates:
-    if c and (mnist._find_files(c, "train") is not None):  # pylint: disable=protected-access
-      return c
-  return None
+def _scene_config(spec) -> scenes.SceneConfig:
+  """The scenes the weights were trained on (their spec's training config)."""
+  cfg = spec.training.get("config", {})
+  return scenes.SceneConfig(image_size=cfg.get("image_size", spec.image_size),
+                            digit_size=cfg["digit_size"], num_digits=cfg["num_digits"])
 
 
-def iic_example(out: pathlib.Path, mnist_dir: str | None, steps: int = 180) -> float | None:
-  """A short IIC run (the `cpu` recipe, ``steps`` steps) on MNIST; returns the accuracy."""
+def _new_test_scenes(spec, data_dir: str, num_scenes: int) -> dict[str, np.ndarray] | None:
+  """Scenes 10,000.. of MNIST test digits: past the experiments' test scenes, so never seen
+  during training or model selection (None, said, when MNIST is not in ``data_dir``)."""
+  try:
+    digits = load_mnist("test", data_dir=data_dir)
+  except FileNotFoundError as e:
+    print(f"MNIST not found in {data_dir}: {e}; skipping.")
+    return None
+  return scenes.generate_scenes(*digits, num_scenes, config=_scene_config(spec), seed=1,
+                                start=10_000)
+
+
+def iic_example(workdir: pathlib.Path, data_dir: str | None, steps: int = 180) -> float | None:
+  """A short IIC run (the ``cpu`` recipe, ``steps`` steps) on MNIST; returns the accuracy."""
   print("\n== IIC: clustering MNIST without labels ==")
-  data_dir = _find_mnist(mnist_dir)
   if data_dir is None:
-    print("MNIST not found: pass --mnist-dir DIR or set JAXVISION_DATA_DIR to a directory "
+    print("MNIST not found: pass --data-dir DIR or set JAXVISION_DATA_DIR to a directory "
           "with the IDX files; skipping the IIC example.")
     return None
-  from experiments import iic_mnist  # pylint: disable=import-outside-toplevel
-  workdir = out / "iic"
-  shutil.rmtree(workdir, ignore_errors=True)  # a fresh run each time, not a resume
-  cfg = dataclasses.replace(iic_mnist.CONFIGS["cpu"], num_steps=max(int(steps), 1),
-                            eval_every=0, checkpoint_every=0, log_every=30)
-  results = iic_mnist.run("cpu", config=cfg, data_dir=data_dir, workdir=str(workdir),
-                          progress=False)
+  run_dir = workdir.resolve() / "iic"
+  shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run each time, not a resume
+  rc = run_module("experiments.iic_mnist", "--config", "cpu", "--steps", max(int(steps), 1),
+                  "--data-dir", data_dir, "--workdir", run_dir, "--no-progress")
+  results_file = run_dir / "results.json"
+  if rc or not results_file.exists():
+    print(f"the IIC run failed (status {rc}); skipping the IIC example.")
+    return None
+  results = json.loads(results_file.read_text())
   acc = results["test_accuracy"]
   print(f"IIC after {steps} steps ({results['wall_seconds']} s): test accuracy {acc:.4f} "
         f"(lowest-loss head), best head {results['best_head_accuracy']:.4f}; "
-        f"confusion matrix in {workdir}/confusion.png. The full recipe: "
+        f"confusion matrix in {run_dir}/confusion.png. The full recipe: "
         f"python -m experiments.iic_mnist --config cpu --data-dir {data_dir} --workdir DIR")
   return acc
 
 
-SSD_WEIGHTS = pathlib.Path(__file__).resolve().parent / "results" / "ssd_cpu_weights.msgpack"
-
-
-def detection_example(out: pathlib.Path, mnist_dir: str | None, num_scenes: int = 96) -> dict | None:
-  """Runs the committed SSD weights on ``num_scenes`` test scenes; returns the metrics."""
-  print("\n== SSD: detecting digits in cluttered scenes ==")
-  data_dir = _find_mnist(mnist_dir)
-  if data_dir is None or not SSD_WEIGHTS.exists():
-    print("MNIST or the SSD weights not found; skipping the detection example.")
+def _evaluate_on_new_scenes(heading: str, model_name: str, example: str,
+                            weights: pathlib.Path, load, evaluate, data_dir: str | None,
+                            num_scenes: int):
+  """Prints ``heading``, loads ``weights`` with ``load`` and ``evaluate``s them (batches of 8)
+  on ``num_scenes`` new test scenes; returns (model, scenes, metrics, start time), or None,
+  said, when MNIST or the weights are missing."""
+  print(f"\n== {heading} ==")
+  if data_dir is None or not weights.exists():
+    print(f"MNIST or the {model_name} weights not found; skipping the {example} example.")
     return None
-  from experiments import _common, ssd  # pylint: disable=import-outside-toplevel
-  from jaxvision.data import load_mnist, scenes  # pylint: disable=import-outside-toplevel
   start = time.perf_counter()
-  cfg = ssd.CONFIGS["cpu"]
-  opts = ssd.LossOptions(**_common.weights_metadata(SSD_WEIGHTS).get("flags", {}))
-  model = ssd.build_model(cfg)
-  anchors = ssd.make_anchors(model, cfg)
-  scene_cfg = scenes.SceneConfig(image_size=cfg.image_size, digit_size=cfg.digit_size,
-                                 num_digits=cfg.num_digits)
-  # Scenes past the experiment's 500 test scenes: never seen during model selection.
-  test = scenes.generate_scenes(*load_mnist("test", data_dir=data_dir), num_scenes,
-                                config=scene_cfg, seed=1, start=10_000)
-  def init(rng):
-    variables = model.init(rng, jnp.zeros((1,) + cfg.image_size + (3,)), train=False)
-    return variables["params"], variables["batch_stats"]
+  model = load(weights)
+  test = _new_test_scenes(model.spec, data_dir, num_scenes)
+  if test is None:
+    return None
+  return model, test, evaluate(model, test, batch_size=8), start
 
-  params, batch_stats = _common.load_weights_for(SSD_WEIGHTS, init)
-  predict = ssd.make_predict(model, anchors, cfg, opts, class_threshold=cfg.class_threshold)
-  predict_map = ssd.make_predict(model, anchors, cfg, opts,
-                                 class_threshold=cfg.map_class_threshold)
-  gt = ssd._ground_truth(test)  # pylint: disable=protected-access
-  result = ssd.evaluate_detections(
-      ssd.detect_all(predict, params, batch_stats, test["image"]),
-      ssd.detect_all(predict_map, params, batch_stats, test["image"]), gt)
-  path = out / "ssd_detections.png"
-  ssd.write_detections_png(path, predict, params, batch_stats, test)
-  print(f"SSD ({opts.name}) on {num_scenes} new test scenes: mAP@0.5 {result['map50']:.3f}, "
+
+def detection_example(workdir: pathlib.Path, data_dir: str | None, num_scenes: int = 96,
+                      pictures: int = 8) -> dict | None:
+  """Runs the committed SSD weights on ``num_scenes`` new test scenes; returns the metrics."""
+  evaluated = _evaluate_on_new_scenes("SSD: detecting digits in cluttered scenes", "SSD",
+                                      "detection", SSD_WEIGHTS, Detector.load,
+                                      evaluate_detector, data_dir, num_scenes)
+  if evaluated is None:
+    return None
+  detector, test, result, start = evaluated
+  shown = {k: v[:pictures] for k, v in test.items()}
+  path = workdir / "ssd_detections.png"
+  recipe = detector.spec.training.get("recipe", detector.spec.model)
+  viz.save_detections(path, shown["image"], detector.detect(shown["image"], batch_size=8),
+                      ground_truth=ground_truth_lists(shown), class_names=detector.class_names,
+                      title=f"SSD ({recipe}) on new test scenes: predictions solid, ground "
+                            f"truth dashed")
+  print(f"SSD ({recipe}) on {num_scenes} new test scenes: mAP@0.5 {result['map50']:.3f}, "
         f"COCO mAP {result['map']:.3f}, book precision {result['precision']:.3f} / recall "
         f"{result['recall']:.3f} / mIoU {result['miou']:.3f} "
         f"({time.perf_counter() - start:.1f} s). Wrote {path}")
   return result
 
 
-FCN_WEIGHTS = pathlib.Path(__file__).resolve().parent / "results" / "fcn_cpu_weights.msgpack"
-
-
-def segmentation_example(out: pathlib.Path, mnist_dir: str | None,
-                         num_scenes: int = 48) -> dict | None:
-  """Runs the committed FCN weights on ``num_scenes`` test scenes; returns the metrics."""
-  print("\n== FCN: segmenting digits pixel by pixel ==")
-  data_dir = _find_mnist(mnist_dir)
-  if data_dir is None or not FCN_WEIGHTS.exists():
-    print("MNIST or the FCN weights not found; skipping the segmentation example.")
+def segmentation_example(workdir: pathlib.Path, data_dir: str | None, num_scenes: int = 48,
+                         pictures: int = 4) -> dict | None:
+  """Runs the committed FCN weights on ``num_scenes`` new test scenes; returns the metrics."""
+  evaluated = _evaluate_on_new_scenes("FCN: segmenting digits pixel by pixel", "FCN",
+                                      "segmentation", FCN_WEIGHTS, Segmenter.load,
+                                      evaluate_segmenter, data_dir, num_scenes)
+  if evaluated is None:
     return None
-  from experiments import _common, _segmentation  # pylint: disable=import-outside-toplevel
-  from jaxvision.data import load_mnist, scenes  # pylint: disable=import-outside-toplevel
-  start = time.perf_counter()
-  cfg = _segmentation.CONFIGS["fcn"]["cpu"]
-  model = _segmentation.build_model("fcn", cfg)
-  scene_cfg = scenes.SceneConfig(image_size=cfg.image_size, digit_size=cfg.digit_size,
-                                 num_digits=cfg.num_digits)
-  test = scenes.generate_scenes(*load_mnist("test", data_dir=data_dir), num_scenes,
-                                config=scene_cfg, seed=1, start=10_000)
-  params, batch_stats = _common.load_weights_for(FCN_WEIGHTS, _segmentation.make_init(model, cfg))
-  predict = _segmentation.make_predict(model)
-  pred = _segmentation.predict_all(predict, params, batch_stats, test["image"], batch=8)
-  result = _segmentation.evaluate_masks(test["mask"], pred)
-  path = out / "fcn_triptychs.png"
-  _segmentation.save_triptychs(path, test["image"][:4], test["mask"][:4], pred[:4])
+  segmenter, test, result, start = evaluated
+  images = test["image"][:pictures]
+  path = workdir / "fcn_triptychs.png"
+  viz.save_segmentation_triptychs(path, images, test["mask"][:pictures],
+                                  segmenter.segment(images, batch_size=8),
+                                  class_names=segmenter.class_names,
+                                  title=f"{segmenter.spec.model} on new test scenes: input, "
+                                        f"ground truth, prediction")
   print(f"FCN on {num_scenes} new test scenes: mIoU {result['miou']:.3f} (the book's, per "
-        f"image), pixel accuracy {100 * result['pixel_accuracy']:.2f}% "
-        f"({time.perf_counter() - start:.1f} s). Wrote {path}")
+        f"image; {result['dataset_miou']:.3f} over all pixels), pixel accuracy "
+        f"{100 * result['pixel_accuracy']:.2f}% ({time.perf_counter() - start:.1f} s). "
+        f"Wrote {path}")
   return result
 
 
+def make_parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="python -m experiments.demo", description=__doc__,
+                              formatter_class=experiment.HelpFormatter)
+  p.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("demo_out"),
+                 help="where the PNGs, the benchmark tables and the IIC run go")
+  p.add_argument("--data-dir", default=experiment.default_data_dir(),
+                 help="directory with the MNIST IDX files")
+  p.add_argument("--steps", type=int, default=180, help="IIC training steps")
+  return p
+
+
 def main(argv=None) -> None:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("demo_out"))
-  p.add_argument("--mnist-dir", default=None, help="directory with the MNIST IDX files")
-  p.add_argument("--iic-steps", type=int, default=180)
-  args = p.parse_args(argv)
-  args.out.mkdir(parents=True, exist_ok=True)
+  args = make_parser().parse_args(argv)
+  args.workdir.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
-  print(f"jaxvision demo on {jax.devices()[0].platform.upper()} ({jax.device_count()} device(s))")
-  nms_example(args.out)
-  timing_table(args.out)
-  iic_example(args.out, args.mnist_dir, steps=args.iic_steps)
-  detection_example(args.out, args.mnist_dir)
-  segmentation_example(args.out, args.mnist_dir)
-  print(f"\ndemo finished in {time.perf_counter() - start:.1f} s; outputs in {args.out}/")
+  print(f"jaxvision demo on {jax.devices()[0].platform.upper()} ({jax.device_count()} "
+        f"device(s))")
+  nms_example(args.workdir)
+  timing_table(args.workdir)
+  iic_example(args.workdir, args.data_dir, steps=args.steps)
+  detection_example(args.workdir, args.data_dir)
+  segmentation_example(args.workdir, args.data_dir)
+  print(f"\ndemo finished in {time.perf_counter() - start:.1f} s; outputs in {args.workdir}/")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """SegNet (Badrinarayanan et al. 2017) on digit scenes: unpooling with the encoder's indices.
 
-    python -m experiments.segnet --train --data-dir DIR --workdir DIR [--config cpu] [--record]
-    python -m experiments.segnet --evaluate --restore-weights WORKDIR --data-dir DIR --workdir DIR
-        [--image-file out.png]
+    python -m experiments.segnet --workdir runs/segnet                     # train, cpu config
+    python -m experiments.segnet --evaluate --restore-weights runs/segnet --workdir runs/segnet_eval
+    python -m experiments.segnet --predict photo.jpg --restore-weights runs/segnet
+    python -m experiments.segnet --dataset book:DIR --workdir runs/segnet_drinks
 
 The model is :mod:`jaxvision.models.segnet`: Conv-BN-ReLU encoder blocks with
 ``max_pool_with_argmax``, decoder blocks that ``max_unpool`` to exactly those positions and
@@ -11,26 +12,23 @@ densify with Conv-BN-ReLU, a 1 x 1 conv to the 11 classes. ``cpu``: ``SegNetSmal
 
 Data, loss, schedule, evaluation (the book's per-image mIoU and pixel accuracy, the dataset
 confusion-matrix mIoU and per-class IoU), figures and results files are shared with the other
-segmentation experiments: see :mod:`experiments._segmentation`.
+segmentation experiments: see :func:`jaxvision.tasks.segmentation_experiment`.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from experiments import _segmentation
+from jaxvision import experiment, tasks
 
-FAMILY = "segnet"
-CONFIGS = _segmentation.CONFIGS[FAMILY]
-
-
-def run(config_name: str, **kwargs: Any) -> dict[str, Any]:
-  """:func:`experiments._segmentation.run` for SegNet."""
-  return _segmentation.run(FAMILY, config_name, **kwargs)
+EXPERIMENT = tasks.segmentation_experiment(
+    "segnet", results_file=os.path.join(os.path.dirname(__file__), "results", "segmentation.json"))
+CONFIGS = EXPERIMENT.configs
 
 
 def main(argv=None, **kwargs: Any) -> dict[str, Any]:
-  return _segmentation.main(FAMILY, argv, description=__doc__.splitlines()[0], **kwargs)
+  return experiment.run_predictor_experiment(EXPERIMENT, argv, description=__doc__, **kwargs)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """U-Net (Ronneberger et al. 2015) on digit scenes.
 
-    python -m experiments.unet --train --data-dir DIR --workdir DIR [--config cpu] [--record]
-    python -m experiments.unet --evaluate --restore-weights WORKDIR --data-dir DIR --workdir DIR
-        [--image-file out.png]
+    python -m experiments.unet --workdir runs/unet                     # train, cpu config
+    python -m experiments.unet --evaluate --restore-weights runs/unet --workdir runs/unet_eval
+    python -m experiments.unet --predict photo.jpg --restore-weights runs/unet
+    python -m experiments.unet --dataset book:DIR --workdir runs/unet_drinks
 
 The model is :mod:`jaxvision.models.unet`: double 3x3 Conv-BN-ReLU blocks, max pools
 down, 2x2 / 2 transposed convs up, the skip of each level concatenated, a 1 x 1 conv to the
@@ -11,26 +12,23 @@ down, 2x2 / 2 transposed convs up, the skip of each level concatenated, a 1 x 1 
 
 Data, loss, schedule, evaluation (the book's per-image mIoU and pixel accuracy, the dataset
 confusion-matrix mIoU and per-class IoU), figures and results files are shared with the other
-segmentation experiments: see :mod:`experiments._segmentation`.
+segmentation experiments: see :func:`jaxvision.tasks.segmentation_experiment`.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from experiments import _segmentation
+from jaxvision import experiment, tasks
 
-FAMILY = "unet"
-CONFIGS = _segmentation.CONFIGS[FAMILY]
-
-
-def run(config_name: str, **kwargs: Any) -> dict[str, Any]:
-  """:func:`experiments._segmentation.run` for UNet."""
-  return _segmentation.run(FAMILY, config_name, **kwargs)
+EXPERIMENT = tasks.segmentation_experiment(
+    "unet", results_file=os.path.join(os.path.dirname(__file__), "results", "segmentation.json"))
+CONFIGS = EXPERIMENT.configs
 
 
 def main(argv=None, **kwargs: Any) -> dict[str, Any]:
-  return _segmentation.main(FAMILY, argv, description=__doc__.splitlines()[0], **kwargs)
+  return experiment.run_predictor_experiment(EXPERIMENT, argv, description=__doc__, **kwargs)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,10 @@ the same output block, so the grid is safe to run in parallel (as GPU grids do) 
 sequentially. ``B`` and ``C`` are padded with zeros to block multiples: zero rows add exactly
 nothing to ``S`` (that is the tail mask) and zero classes are sliced off.
 
-Status: tested in interpret mode on CPU (how CI runs it). GPU: the calls pass
-``compiler_params=pallas.triton.CompilerParams(...)``, so they lower through Pallas' Triton
-backend (since JAX 0.10 a plain ``pl.pallas_call`` on GPU goes to Mosaic GPU instead, whose
-layout rules these kernels do not follow). Checked so far on machines without a GPU only:
-``jax.export(..., platforms=["cuda"])`` lowers every kernel to Triton IR (a CPU test in
-``tests/kernels`` keeps it so), and Triton 3.9 compiled that IR to sm_90 (H100) cubin (checked
-once, by hand). They have not yet been run on a GPU, so GPU results and speed are unverified.
-Blocks are powers of two and at least 16 by default (Triton's smallest ``dot``); float32 inputs
-use an IEEE-precision (not TF32) ``dot``.
+Status: as for every kernel here (see the ``kernels`` package docstring): tested in interpret
+mode on CPU, lowered through Pallas' Triton backend on GPU, not yet run on a GPU. Blocks are
+powers of two and at least 16 by default (Triton's smallest ``dot``); float32 inputs use an
+IEEE-precision (not TF32) ``dot``.
 """
 
 from __future__ import annotations
@@ -45,16 +40,13 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 from jax.typing import ArrayLike
 
+from jaxvision import _checks  # NumPy + JAX only: kernels stay leaves
+
 __all__ = ["EPS", "IICConfig", "joint_probability", "iic_loss"]
 
 EPS = sys.float_info.epsilon  # xu-ji/IIC's clamp, about 2.2e-16
 
 _MIN_DOT = 16  # Triton's smallest dot dimension; blocks are not shrunk below it
-
-
-def _check_pow2(value, name: str) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value & (value - 1):
-    raise ValueError(f"`{name}` must be a positive power of two, got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,14 +71,12 @@ class IICConfig:
   num_warps: int = 4
 
   def __post_init__(self):
-    _check_pow2(self.block_batch, "block_batch")
-    _check_pow2(self.block_classes, "block_classes")
+    _checks.check_power_of_two(self.block_batch, "block_batch")
+    _checks.check_power_of_two(self.block_classes, "block_classes")
     tpp = self.tiles_per_program
     if isinstance(tpp, bool) or not isinstance(tpp, int) or tpp <= 0:
       raise ValueError(f"`tiles_per_program` must be a positive int, got {tpp!r}.")
-    _check_pow2(self.num_warps, "num_warps")
-    if self.num_warps > 32:
-      raise ValueError(f"`num_warps` must be at most 32, got {self.num_warps!r}.")
+    _checks.check_power_of_two(self.num_warps, "num_warps", maximum=32)
 
 
 def _fit_block(block: int, size: int) -> int:

@@ -17,15 +17,10 @@ float32, whatever the input dtype, one correctly rounded operation at a time (no
 multiply-adds, see :func:`iou_tile`), so on CPU the IoU equals NumPy's float32 evaluation of
 the same formula bit for bit.
 
-Status: tested in interpret mode on CPU (how CI runs it). GPU: the calls pass
-``compiler_params=pallas.triton.CompilerParams(...)``, so they lower through Pallas' Triton
-backend (since JAX 0.10 a plain ``pl.pallas_call`` on GPU goes to Mosaic GPU instead, whose
-layout rules these kernels do not follow). Checked so far on machines without a GPU only:
-``jax.export(..., platforms=["cuda"])`` lowers every kernel to Triton IR (a CPU test in
-``tests/kernels`` keeps it so), and Triton 3.9 compiled that IR to sm_90 (H100) cubin (checked
-once, by hand). They have not yet been run on a GPU, so GPU results and speed are unverified. On
-GPU the divisions are inline PTX ``div.rn.f32`` (Triton's own float32 ``/`` is approximate), so
-the compiled kernel is meant to match the CPU bit for bit.
+Status: as for every kernel here (see the ``kernels`` package docstring): tested in interpret
+mode on CPU, lowered through Pallas' Triton backend on GPU, not yet run on a GPU. On GPU the
+divisions are inline PTX ``div.rn.f32`` (Triton's own float32 ``/`` is approximate), so the
+compiled kernel is meant to match the CPU bit for bit.
 """
 
 from __future__ import annotations
@@ -40,13 +35,9 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 from jax.typing import ArrayLike
 
+from jaxvision import _checks  # NumPy + JAX only: kernels stay leaves
+
 __all__ = ["IoUConfig", "iou_matrix", "iou_tile"]
-
-
-def _check_block(value, name: str) -> None:
-  """Raises ValueError unless ``value`` is a positive power-of-two int (Triton's rule)."""
-  if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value & (value - 1):
-    raise ValueError(f"`{name}` must be a positive power of two, got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,11 +58,9 @@ class IoUConfig:
   num_warps: int = 4
 
   def __post_init__(self):
-    _check_block(self.block_n, "block_n")
-    _check_block(self.block_m, "block_m")
-    _check_block(self.num_warps, "num_warps")
-    if self.num_warps > 32:
-      raise ValueError(f"`num_warps` must be at most 32, got {self.num_warps!r}.")
+    _checks.check_power_of_two(self.block_n, "block_n")
+    _checks.check_power_of_two(self.block_m, "block_m")
+    _checks.check_power_of_two(self.num_warps, "num_warps", maximum=32)
 
 
 def _next_pow2(n: int) -> int:

@@ -3,16 +3,18 @@
 from jaxvision.data.mnist import (ENV_VAR, IMAGES_MAGIC, LABELS_MAGIC, MnistSource, load_mnist,
                                   read_idx)
 from jaxvision.data.pipeline import ArraySource, make_pipeline
-from jaxvision.data.transforms import (binarize, book_views, center_crop, color_jitter,
-                                       gaussian_noise, iic_views, random_affine,
-                                       random_crop_resize, random_horizontal_flip,
-                                       random_resized_crop, random_rotation)
+from jaxvision.data.transforms import (binarize, center_crop, color_jitter, gaussian_noise,
+                                       iic_views, random_affine, random_crop_resize,
+                                       random_horizontal_flip, random_resized_crop,
+                                       random_rotation, rotate_or_crop_views)
 from jaxvision.data.scenes import (CLASS_NAMES, SceneConfig, SceneSource, class_colours,
-                                   generate_scene, generate_scenes, save_scene_preview)
+                                   generate_scene, generate_scenes)
 from jaxvision.data.book import (BookDetectionSource, BookSegmentationSource, read_book_labels,
                                  read_book_masks)
 from jaxvision.data.tfds import (PETS_MASK_CLASSES, VOC_CLASSES, oxford_pets_source,
                                  voc_source)  # imports tensorflow_datasets only when called
+from jaxvision.data.datasets import (DATASETS, TASKS, Dataset, iterate_batches,
+                                     load_dataset)
 
 __all__ = [
     # mnist
@@ -22,12 +24,15 @@ __all__ = [
     # transforms
     "center_crop", "random_crop_resize", "random_resized_crop", "random_rotation",
     "random_affine", "binarize", "gaussian_noise", "random_horizontal_flip", "color_jitter",
-    "iic_views", "book_views",
+    "iic_views", "rotate_or_crop_views",
     # book (the drinks data set of Atienza ch. 11-12)
     "read_book_labels", "BookDetectionSource", "read_book_masks", "BookSegmentationSource",
     # scenes (detection / segmentation scenes of MNIST digits)
-    "SceneConfig", "SceneSource", "generate_scene", "generate_scenes", "save_scene_preview",
-    "class_colours", "CLASS_NAMES",
+    "SceneConfig", "SceneSource", "generate_scene", "generate_scenes",
+    "class_colours",  # re-exported from jaxvision.viz, where the scene pictures are drawn
+    "CLASS_NAMES",
     # tfds
     "voc_source", "oxford_pets_source", "VOC_CLASSES", "PETS_MASK_CLASSES",
+    # datasets (every detection/segmentation data set by name, for the CLIs)
+    "Dataset", "load_dataset", "iterate_batches", "DATASETS", "TASKS",
 ]

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxvision import _checks
 from jaxvision.data.pipeline import ArraySource
 
 __all__ = ["BOOK_LABEL_COLUMNS", "read_book_labels", "BookDetectionSource", "read_book_masks",
@@ -148,21 +149,6 @@ def read_book_labels(
           for frame, (boxes, classes) in grouped.items()}
 
 
-def _check_image_size(image_size: Any) -> tuple[int, int] | None:
-  if image_size is None:
-    return None
-  try:
-    height, width = image_size
-  except (TypeError, ValueError):
-    raise ValueError(f"`image_size` must be None or (height, width), got "
-                     f"{image_size!r}.") from None
-  for value in (height, width):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-      raise ValueError(f"`image_size` must be two positive ints (height, width), got "
-                       f"{image_size!r}.")
-  return int(height), int(width)
-
-
 def _load_image(path: Path) -> np.ndarray:
   """An image file as uint8 RGB ``[H, W, 3]`` (PIL; palette, grey and RGBA converted)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -247,7 +233,7 @@ class BookDetectionSource(ArraySource):
     labels = read_book_labels(labels_csv)
     if not labels:
       raise ValueError(f"{labels_csv}: no labelled frames.")
-    size = _check_image_size(image_size)
+    size = _checks.check_size_pair(image_size, "image_size", allow_none=True)
     most = max(len(classes) for _, classes in labels.values())
     if max_boxes is None:
       max_boxes = max(most, 1)
@@ -388,7 +374,7 @@ class BookSegmentationSource(ArraySource):
     masks = read_book_masks(masks_npy)
     if not masks:
       raise ValueError(f"{masks_npy}: no masks.")
-    size = _check_image_size(image_size)
+    size = _checks.check_size_pair(image_size, "image_size", allow_none=True)
     directory = Path(image_dir).expanduser()
     names = list(masks)
     images, resized_masks = [], []

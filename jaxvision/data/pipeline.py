@@ -35,6 +35,8 @@ from typing import Any
 import grain
 import numpy as np
 
+from jaxvision import _checks
+
 __all__ = ["ArraySource", "make_pipeline"]
 
 
@@ -87,9 +89,7 @@ class ArraySource:
     return self._length
 
   def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-    index = int(index)
-    if not -self._length <= index < self._length:
-      raise IndexError(f"index {index} out of range for a source of length {self._length}.")
+    index = _checks.check_index(index, self._length)
     return {name: arr[index] for name, arr in self._arrays.items()}
 
   def get_batch(self, indices: Any) -> dict[str, np.ndarray]:
@@ -100,15 +100,6 @@ class ArraySource:
   def __repr__(self) -> str:
     fields = ", ".join(f"{k}: {v.dtype}{list(v.shape[1:])}" for k, v in self._arrays.items())
     return f"{type(self).__name__}(len={self._length}, {{{fields}}})"
-
-
-def _check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> int:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-    raise TypeError(f"`{name}` must be a Python int, got {value!r}.")
-  if value < minimum or (maximum is not None and value > maximum):
-    bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-    raise ValueError(f"`{name}` must be {bound}, got {value}.")
-  return int(value)
 
 
 def _stack_records(records: list[Any]) -> Any:
@@ -130,7 +121,9 @@ class _BatchReader:
   """
 
   def __init__(self, source, *, batch_size: int, seed: int, shuffle: bool,
-               total: int | None, transform: Callable[[Any], Any] | None):
+               total: int | None, transform: Callable[[Any], Any] | None,
+               rows: tuple[int, int] | None = None):
+    self._rows = rows
     self._source = source
     self._n = len(source)
     self._batch_size = batch_size
@@ -164,8 +157,12 @@ class _BatchReader:
       for epoch in np.unique(epochs):
         mask = epochs == epoch
         indices[mask] = self._permutation(int(epoch))[indices[mask]]
-    if self._transform is None:
+    if self._rows is not None:  # this process's rows of the global batch: read only those
+      indices = indices[self._rows[0]:self._rows[1]]
+    if self._transform is None and callable(getattr(self._source, "get_batch", None)):
       return self._source.get_batch(indices)
+    if self._transform is None:
+      return _stack_records([self._source[int(i)] for i in indices])
     return _stack_records([self._transform(self._source[int(i)]) for i in indices])
 
 
@@ -181,6 +178,7 @@ def make_pipeline(
     num_threads: int = 2,
     prefetch_buffer_size: int = 16,
     batch_indexing: bool | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> grain.IterDataset:
   """A shuffled, repeated, batched ``grain.IterDataset`` over a random-access source.
 
@@ -210,6 +208,11 @@ def make_pipeline(
     prefetch_buffer_size: how many batches grain reads ahead.
     batch_indexing: ``True`` forces the batch path (the source must have ``get_batch``),
       ``False`` the record path, ``None`` picks the batch path when available.
+    shard: ``(index, count)``: yield only rows ``[index * b, (index + 1) * b)``, ``b =
+      batch_size / count``, of every batch, reading only those records — each of ``count``
+      processes gets its part of the same global batches (``batch_size`` is global and must
+      be a multiple of ``count``). Uses the batch path (records are read one by one when
+      the source has no ``get_batch``).
 
   Returns:
     A ``grain.IterDataset`` of batches.
@@ -225,15 +228,29 @@ def make_pipeline(
   n = len(source)
   if n == 0:
     raise ValueError("`source` is empty.")
-  batch_size = _check_int(batch_size, "batch_size", minimum=1)
-  seed = _check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
+  batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
+  seed = _checks.check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
   if num_epochs is not None:
-    num_epochs = _check_int(num_epochs, "num_epochs", minimum=1)
-  num_threads = _check_int(num_threads, "num_threads", minimum=0)
-  prefetch_buffer_size = _check_int(prefetch_buffer_size, "prefetch_buffer_size", minimum=0)
+    num_epochs = _checks.check_int(num_epochs, "num_epochs", minimum=1)
+  num_threads = _checks.check_int(num_threads, "num_threads", minimum=0)
+  prefetch_buffer_size = _checks.check_int(prefetch_buffer_size, "prefetch_buffer_size", minimum=0)
   if transform is not None and not callable(transform):
     raise TypeError(f"`transform` must be callable or None, got {transform!r}.")
   has_get_batch = callable(getattr(source, "get_batch", None))
+  rows = None
+  if shard is not None:
+    try:
+      index, count = (int(v) for v in shard)
+    except (TypeError, ValueError):
+      raise ValueError(f"`shard` must be (index, count), got {shard!r}.") from None
+    if count < 1 or not 0 <= index < count or batch_size % count:
+      raise ValueError(f"`shard` ({index}, {count}) needs 0 <= index < count and a "
+                       f"`batch_size` ({batch_size}) that is a multiple of count.")
+    part = batch_size // count
+    rows = (index * part, (index + 1) * part)
+    if batch_indexing is False:
+      raise ValueError("`shard` reads by batch: it needs `batch_indexing` True or None.")
+    batch_indexing, has_get_batch = True, True
   if batch_indexing is None:
     batch_indexing = has_get_batch
   elif batch_indexing and not has_get_batch:
@@ -254,7 +271,7 @@ def make_pipeline(
       raise ValueError(f"`batch_size` {batch_size} exceeds the {total} records of "
                        f"`num_epochs` epochs and `drop_remainder` is set: no batch to yield.")
     reader = _BatchReader(source, batch_size=batch_size, seed=seed, shuffle=bool(shuffle),
-                          total=total, transform=transform)
+                          total=total, transform=transform, rows=rows)
     ds = grain.MapDataset.range(num_batches).map(reader)
     return ds.to_iter_dataset(read_options)
 

@@ -33,9 +33,12 @@ from PIL import Image, ImageDraw
 
 from jaxvision.data.mnist import load_mnist
 from jaxvision.data.pipeline import ArraySource
+# The class colours of every picture; drawn by jaxvision.viz (save_scene_preview,
+# save_detections), re-exported here for the data's users.
+from jaxvision.viz import class_colours  # pylint: disable=unused-import
 
 __all__ = ["SceneConfig", "generate_scene", "generate_scenes", "SceneSource",
-           "save_scene_preview", "class_colours", "CLASS_NAMES"]
+           "class_colours", "CLASS_NAMES"]
 
 # Class id -> name; id 0 is the background, ids 1..10 are the digits 0..9.
 CLASS_NAMES = ("background",) + tuple(str(d) for d in range(10))
@@ -310,72 +313,3 @@ class SceneSource(ArraySource):
     split_seed = int(seed) * 2 + (0 if split == "train" else 1)
     super().__init__(generate_scenes(digits[0], digits[1], num_scenes, config=self.config,
                                      seed=split_seed))
-
-
-_PALETTE = np.array([
-    [0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-    [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212],
-], np.uint8)
-
-
-def class_colours(num_classes: int) -> np.ndarray:
-  """``[num_classes, 3]`` uint8 fixed colours (class 0 black), as used in the PNGs."""
-  reps = -(-num_classes // len(_PALETTE))
-  return np.tile(_PALETTE, (reps, 1))[:num_classes]
-
-
-def save_scene_preview(path: str | os.PathLike, images: Any, boxes: Any = None,
-                       classes: Any = None, *, scores: Any = None, masks: Any = None,
-                       class_names: Sequence[str] = CLASS_NAMES, columns: int = 4) -> None:
-  """Writes a grid of scenes as one PNG, with labelled boxes and (optionally) masks.
-
-  Args:
-    path: the PNG file.
-    images: ``[S, H, W, 3]`` uint8 (or one ``[H, W, 3]`` image).
-    boxes: ``[S, G, 4]`` ``xyxy`` boxes (rows with class ``<= 0`` are skipped) or None.
-    classes: ``[S, G]`` class ids, needed with ``boxes``.
-    scores: optional ``[S, G]`` scores printed after the class name.
-    masks: optional ``[S, H, W]`` class masks, drawn in a second row under each image.
-    class_names: names by class id.
-    columns: scenes per row.
-  """
-  images = np.asarray(images)
-  single = images.ndim == 3
-  if single:
-    images = images[None]
-  if images.ndim != 4 or images.shape[-1] != 3:
-    raise ValueError(f"`images` must be [S, H, W, 3], got {images.shape}.")
-  if boxes is not None:
-    if classes is None:
-      raise ValueError("`classes` is required with `boxes`.")
-    boxes = np.asarray(boxes).reshape(len(images), -1, 4)
-    classes = np.asarray(classes).reshape(len(images), -1)
-    scores = None if scores is None else np.asarray(scores).reshape(len(images), -1)
-  colours = class_colours(max(len(class_names), 11))
-  tiles = []
-  for i, img in enumerate(images.astype(np.uint8)):
-    tile = Image.fromarray(img)
-    draw = ImageDraw.Draw(tile)
-    if boxes is not None:
-      for j, (box, cls) in enumerate(zip(boxes[i], classes[i])):
-        if cls <= 0:
-          continue
-        colour = tuple(int(c) for c in colours[int(cls) % len(colours)])
-        draw.rectangle([float(v) for v in box], outline=colour, width=1)
-        name = class_names[int(cls)] if int(cls) < len(class_names) else str(int(cls))
-        text = name if scores is None else f"{name} {float(scores[i, j]):.2f}"
-        draw.text((float(box[0]) + 1, float(box[1]) + 1), text, fill=colour)
-    tile = np.asarray(tile)
-    if masks is not None:
-      tile = np.concatenate([tile, colours[np.asarray(masks)[i].astype(np.int64)
-                                           % len(colours)]], axis=0)
-    tiles.append(tile)
-  columns = max(1, min(columns, len(tiles)))
-  rows = -(-len(tiles) // columns)
-  th, tw = tiles[0].shape[:2]
-  grid = np.full((rows * (th + 2), columns * (tw + 2), 3), 255, np.uint8)
-  for k, tile in enumerate(tiles):
-    r, c = divmod(k, columns)
-    grid[r * (th + 2):r * (th + 2) + th, c * (tw + 2):c * (tw + 2) + tw] = tile
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  Image.fromarray(grid).save(path)

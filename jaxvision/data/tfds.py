@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxvision.data.book import _check_image_size, _resize_image, _resize_mask
+from jaxvision import _checks
+from jaxvision.data.book import _resize_image, _resize_mask
 
 __all__ = ["VOC_CLASSES", "PETS_MASK_CLASSES", "voc_source", "oxford_pets_source"]
 
@@ -72,10 +73,7 @@ class _MappedSource:
     return self._length
 
   def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-    index = int(index)
-    if not -self._length <= index < self._length:
-      raise IndexError(f"index {index} out of range for a source of length {self._length}.")
-    return self._fn(self._source[index % self._length])
+    return self._fn(self._source[_checks.check_index(index, self._length)])
 
   def _read(self, indices: list[int]) -> list[Any]:
     getitems = getattr(self._source, "__getitems__", None)
@@ -175,7 +173,7 @@ def voc_source(split: str, *, data_dir: str | os.PathLike | None = None,
     ImportError: ``tensorflow_datasets`` is not installed.
     ValueError: a bad argument.
   """
-  size = _check_image_size(image_size)
+  size = _checks.check_size_pair(image_size, "image_size", allow_none=True)
   if isinstance(max_boxes, bool) or not isinstance(max_boxes, (int, np.integer)) or (
       max_boxes < 1):
     raise ValueError(f"`max_boxes` must be a positive int, got {max_boxes!r}.")
@@ -222,7 +220,7 @@ def oxford_pets_source(split: str, *, data_dir: str | os.PathLike | None = None,
     ImportError: ``tensorflow_datasets`` is not installed.
     ValueError: a bad argument.
   """
-  size = _check_image_size(image_size)
+  size = _checks.check_size_pair(image_size, "image_size", allow_none=True)
   tfds = _import_tfds()
   source = tfds.data_source("oxford_iiit_pet", split=split, data_dir=data_dir,
                             download=download)

@@ -15,8 +15,8 @@ crop, as ``jax.image.resize(..., "bilinear", antialias=False)`` and torchvision 
 transform at zero strength returns its input unchanged (bit-exact: the coordinates are then
 integers).
 
-The batched helpers :func:`iic_views` and :func:`book_views` build IIC's twin views of a
-batch of MNIST digits.
+The batched helpers :func:`iic_views` and :func:`rotate_or_crop_views` build IIC's twin
+views of a batch of MNIST digits.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxvision.ops import _checks
+from jaxvision import _checks
 
 __all__ = [
     "center_crop", "random_crop_resize", "random_resized_crop", "random_rotation",
     "random_affine", "binarize", "gaussian_noise", "random_horizontal_flip", "color_jitter",
-    "iic_views", "book_views",
+    "iic_views", "rotate_or_crop_views",
 ]
 
 
@@ -599,11 +599,13 @@ def iic_views(images: ArrayLike, key: ArrayLike, *, out_size: int = 24,
   return view1, view2
 
 
-def book_views(images: ArrayLike, key: ArrayLike, *, out_size: int = 24,
-               max_rotation: float = 20.0, rotation_prob: float = 0.5,
-               crop_sizes: Sequence[int] = (20, 18, 16),
-               repeats: int = 1) -> tuple[jax.Array, jax.Array]:
-  """The IIC twin views of Atienza's book (ch. 13): a centre crop and a rotation or crop.
+def rotate_or_crop_views(images: ArrayLike, key: ArrayLike, *, out_size: int = 24,
+                         max_rotation: float = 20.0, rotation_prob: float = 0.5,
+                         crop_sizes: Sequence[int] = (20, 18, 16),
+                         repeats: int = 1) -> tuple[jax.Array, jax.Array]:
+  """Twin views of a batch: a centre crop, and a rotation or a random crop of each image.
+
+  The IIC views of Atienza, *Advanced Deep Learning with TensorFlow 2 and Keras*, ch. 13.
 
   View 1 is the central ``out_size`` crop. View 2 is, per image, with probability
   ``rotation_prob`` a rotation by an angle in ``[-max_rotation, max_rotation]`` followed by
@@ -623,7 +625,7 @@ def book_views(images: ArrayLike, key: ArrayLike, *, out_size: int = 24,
     ``(view1, view2)``, each ``[B * repeats, out_size, out_size, C]``.
 
   >>> x = jnp.full((2, 28, 28, 1), 255, jnp.uint8)
-  >>> v1, v2 = book_views(x, jax.random.key(0), rotation_prob=0.0)
+  >>> v1, v2 = rotate_or_crop_views(x, jax.random.key(0), rotation_prob=0.0)
   >>> v2.shape, bool(jnp.all(v2 == 1.0))
   ((2, 24, 24, 1), True)
   """

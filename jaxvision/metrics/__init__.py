@@ -7,18 +7,18 @@ from jaxvision.metrics.clustering import hungarian_accuracy
 from jaxvision.metrics.clustering import many_to_one_accuracy
 from jaxvision.metrics.clustering import normalized_mutual_info
 from jaxvision.metrics.detection import average_precision_voc
-from jaxvision.metrics.detection import book_detection_metrics
-from jaxvision.metrics.detection import book_detection_summary
 from jaxvision.metrics.detection import coco_map
-from jaxvision.metrics.segmentation import book_miou
-from jaxvision.metrics.segmentation import book_segmentation_summary
+from jaxvision.metrics.detection import detection_summary
+from jaxvision.metrics.detection import image_detection_metrics
 from jaxvision.metrics.segmentation import confusion_matrix
+from jaxvision.metrics.segmentation import image_miou
 from jaxvision.metrics.segmentation import segmentation_metrics_from_confusion
+from jaxvision.metrics.segmentation import segmentation_summary
 
 __all__ = [
     "contingency_matrix", "hungarian_accuracy", "many_to_one_accuracy",
     "normalized_mutual_info", "adjusted_rand_index", "evaluate_heads",
-    "book_detection_metrics", "book_detection_summary", "average_precision_voc", "coco_map",
-    "confusion_matrix", "segmentation_metrics_from_confusion", "book_miou",
-    "book_segmentation_summary",
+    "image_detection_metrics", "detection_summary", "average_precision_voc", "coco_map",
+    "confusion_matrix", "segmentation_metrics_from_confusion", "image_miou",
+    "segmentation_summary",
 ]

@@ -15,7 +15,7 @@ Conventions shared by every function here:
 
 The metrics:
 
-* :func:`book_detection_metrics` and :func:`book_detection_summary`: the per-image mIoU,
+* :func:`image_detection_metrics` and :func:`detection_summary`: the per-image mIoU,
   precision and recall of the SSD chapter of Atienza, *Advanced Deep Learning with
   TensorFlow 2 and Keras* (ch. 11, Listing 11.13.1): each ground-truth box is paired with
   the prediction of highest IoU, and the pair counts if they overlap and agree on the class.
@@ -36,8 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from jaxvision import _checks
+
 __all__ = [
-    "book_detection_metrics", "book_detection_summary", "average_precision_voc", "coco_map",
+    "image_detection_metrics", "detection_summary", "average_precision_voc", "coco_map",
 ]
 
 # COCOeval's defaults, built exactly as pycocotools builds them (the same floats, so that
@@ -57,6 +59,11 @@ def _as_boxes(x: Any, name: str) -> np.ndarray:
     return np.zeros((0, 4), np.float64)
   if arr.ndim != 2 or arr.shape[-1] != 4:
     raise ValueError(f"`{name}` must have shape [n, 4], got shape {arr.shape}.")
+  return _as_finite_reals(arr, name)
+
+
+def _as_finite_reals(arr: np.ndarray, name: str) -> np.ndarray:
+  """``arr`` as float64, if it holds real numbers (TypeError) and all are finite (ValueError)."""
   if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
     raise TypeError(f"`{name}` must hold real numbers, got dtype {arr.dtype}.")
   arr = arr.astype(np.float64)
@@ -65,12 +72,20 @@ def _as_boxes(x: Any, name: str) -> np.ndarray:
   return arr
 
 
-def _as_classes(x: Any, name: str, n: int) -> np.ndarray:
+def _per_box(x: Any, name: str, n: int, empty_dtype: Any) -> np.ndarray:
+  """``x`` as an ``[n]`` array; an empty ``empty_dtype`` array for an image without boxes."""
   arr = np.asarray(x)
   if arr.size == 0 and n == 0:
-    return np.zeros((0,), np.int64)
+    return np.zeros((0,), empty_dtype)
   if arr.shape != (n,):
     raise ValueError(f"`{name}` must have shape [{n}] (one per box), got shape {arr.shape}.")
+  return arr
+
+
+def _as_classes(x: Any, name: str, n: int) -> np.ndarray:
+  arr = _per_box(x, name, n, np.int64)
+  if n == 0:
+    return arr
   if not np.issubdtype(arr.dtype, np.integer):
     raise TypeError(f"`{name}` must hold integers, got dtype {arr.dtype}.")
   arr = arr.astype(np.int64)
@@ -80,17 +95,8 @@ def _as_classes(x: Any, name: str, n: int) -> np.ndarray:
 
 
 def _as_scores(x: Any, name: str, n: int) -> np.ndarray:
-  arr = np.asarray(x)
-  if arr.size == 0 and n == 0:
-    return np.zeros((0,), np.float64)
-  if arr.shape != (n,):
-    raise ValueError(f"`{name}` must have shape [{n}] (one per box), got shape {arr.shape}.")
-  if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-    raise TypeError(f"`{name}` must hold real numbers, got dtype {arr.dtype}.")
-  arr = arr.astype(np.float64)
-  if not np.all(np.isfinite(arr)):
-    raise ValueError(f"`{name}` must be finite.")
-  return arr
+  arr = _per_box(x, name, n, np.float64)
+  return arr if n == 0 else _as_finite_reals(arr, name)
 
 
 def _as_images(images: Any, name: str, *, scores: bool) -> list[tuple[np.ndarray, ...]]:
@@ -129,10 +135,7 @@ def _as_dataset(predictions: Any, ground_truths: Any, *, scores: bool):
 def _check_num_classes(num_classes: Any, preds, gts) -> None:
   if num_classes is None:
     return
-  if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-    raise TypeError(f"`num_classes` must be a Python int or None, got {num_classes!r}.")
-  if num_classes < 1:
-    raise ValueError(f"`num_classes` must be positive, got {num_classes}.")
+  _checks.check_int(num_classes, "num_classes", minimum=1)
   for name, images in (("predictions", preds), ("ground_truths", gts)):
     for i, image in enumerate(images):
       if image[1].size and image[1].max() >= num_classes:
@@ -160,7 +163,7 @@ def _pairwise_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
 # The book's per-image evaluation.
 
 
-def book_detection_metrics(
+def image_detection_metrics(
     pred_boxes: Any,
     pred_classes: Any,
     gt_boxes: Any,
@@ -210,7 +213,7 @@ def book_detection_metrics(
     ``{"miou", "precision", "recall"}`` as floats, and the ints ``"true_positives"``,
     ``"num_predictions"`` and ``"num_ground_truths"``.
 
-  >>> m = book_detection_metrics([[0, 0, 10, 10]], [1],
+  >>> m = image_detection_metrics([[0, 0, 10, 10]], [1],
   ...                            [[0, 0, 10, 10], [20, 20, 30, 30]], [1, 2])
   >>> m["miou"], m["precision"], m["recall"]
   (0.5, 1.0, 0.5)
@@ -240,11 +243,12 @@ def book_detection_metrics(
   }
 
 
-def book_detection_summary(predictions: Any, ground_truths: Any) -> dict[str, float]:
-  """The book's dataset summary: :func:`book_detection_metrics` averaged over images.
+def detection_summary(predictions: Any, ground_truths: Any) -> dict[str, float]:
+  """Mean per-image mIoU, precision and recall: :func:`image_detection_metrics` over images.
 
-  Every image counts once, whatever its number of boxes (the book's ``s_iou / n_test``),
-  with the defined values of :func:`book_detection_metrics` for images without GT or
+  The dataset summary of Atienza, *Advanced Deep Learning with TensorFlow 2 and Keras*,
+  ch. 11 (Listing 11.13.1). Every image counts once, whatever its number of boxes (the book's ``s_iou / n_test``),
+  with the defined values of :func:`image_detection_metrics` for images without GT or
   without predictions.
 
   Args:
@@ -259,13 +263,13 @@ def book_detection_summary(predictions: Any, ground_truths: Any) -> dict[str, fl
   >>> preds = [{"boxes": [[0, 0, 10, 10]], "classes": [0]}, {"boxes": [], "classes": []}]
   >>> gts = [{"boxes": [[0, 0, 10, 10]], "classes": [0]},
   ...        {"boxes": [[0, 0, 5, 5]], "classes": [1]}]
-  >>> book_detection_summary(preds, gts)
+  >>> detection_summary(preds, gts)
   {'miou': 0.5, 'precision': 0.5, 'recall': 0.5}
   """
   preds, gts = _as_dataset(predictions, ground_truths, scores=False)
   if not preds:
     raise ValueError("`predictions` and `ground_truths` must hold at least one image.")
-  per_image = [book_detection_metrics(p[0], p[1], g[0], g[1]) for p, g in zip(preds, gts)]
+  per_image = [image_detection_metrics(p[0], p[1], g[0], g[1]) for p, g in zip(preds, gts)]
   return {k: float(np.mean([m[k] for m in per_image])) for k in ("miou", "precision", "recall")}
 
 

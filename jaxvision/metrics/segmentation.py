@@ -11,9 +11,9 @@ ground truth, ``predictions`` e.g. ``argmax`` of a model's logits, with classes 
   accuracy ``sum(TP) / pixels``. A class present in neither has no IoU (reported as None,
   left out of the mean), so the numbers are NaN-free.
 * **The source book's** (Atienza, *Advanced Deep Learning with TensorFlow 2 and Keras*,
-  ch. 12, ``FCN.eval``): :func:`book_miou` averages the IoU over the classes present in the
+  ch. 12, ``FCN.eval``): :func:`image_miou` averages the IoU over the classes present in the
   **ground truth of one image** (background, class 0, included; a class only predicted does
-  not count), and :func:`book_segmentation_summary` averages that and each image's pixel
+  not count), and :func:`segmentation_summary` averages that and each image's pixel
   accuracy over the images. The book prints the pixel accuracy in percent; here it is a
   fraction in ``[0, 1]``. Averaging per image weighs small images like big ones and ignores
   false-positive classes, so it is usually higher than the dataset-level mIoU.
@@ -34,9 +34,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvision import _checks
+
 __all__ = [
-    "confusion_matrix", "segmentation_metrics_from_confusion", "book_miou",
-    "book_segmentation_summary",
+    "confusion_matrix", "segmentation_metrics_from_confusion", "image_miou",
+    "segmentation_summary",
 ]
 
 
@@ -45,11 +47,7 @@ __all__ = [
 
 
 def _check_num_classes(num_classes: Any) -> int:
-  if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-    raise TypeError(f"`num_classes` must be a positive Python int, got {num_classes!r}.")
-  if num_classes <= 0:
-    raise ValueError(f"`num_classes` must be > 0, got {num_classes}.")
-  return int(num_classes)
+  return _checks.check_int(num_classes, "num_classes", minimum=1)
 
 
 def _check_mask_dtype(x: Any, name: str) -> None:
@@ -203,7 +201,7 @@ def segmentation_metrics_from_confusion(cm: Any) -> dict[str, Any]:
 # The book's per-image metrics.
 
 
-def _book_image(label: Any, prediction: Any, num_classes: int) -> tuple[float, float]:
+def _image_scores(label: Any, prediction: Any, num_classes: int) -> tuple[float, float]:
   """(mIoU over the classes in ``label``, pixel accuracy) of one ``[H, W]`` image."""
   label, prediction = _as_host_mask(label, "label"), _as_host_mask(prediction, "prediction")
   if label.ndim != 2:
@@ -223,7 +221,7 @@ def _book_image(label: Any, prediction: Any, num_classes: int) -> tuple[float, f
   return miou, float(tp.sum() / cm.sum())
 
 
-def book_miou(label: Any, prediction: Any, *, num_classes: int) -> float:
+def image_miou(label: Any, prediction: Any, *, num_classes: int) -> float:
   """The source book's mIoU of one image: mean IoU over the classes in its ground truth.
 
   For every class ``c`` with at least one pixel in ``label`` (background included),
@@ -240,21 +238,24 @@ def book_miou(label: Any, prediction: Any, *, num_classes: int) -> float:
     A Python float in ``[0, 1]``.
 
   >>> label = np.array([[0, 0], [1, 1]])
-  >>> book_miou(label, np.array([[0, 1], [1, 1]]), num_classes=3)   # (1/2 + 2/3) / 2
+  >>> image_miou(label, np.array([[0, 1], [1, 1]]), num_classes=3)   # (1/2 + 2/3) / 2
   0.5833333333333333
-  >>> book_miou(label, np.array([[0, 0], [2, 1]]), num_classes=3)   # class 2 is not counted
+  >>> image_miou(label, np.array([[0, 0], [2, 1]]), num_classes=3)   # class 2 is not counted
   0.75
   """
-  return _book_image(label, prediction, _check_num_classes(num_classes))[0]
+  return _image_scores(label, prediction, _check_num_classes(num_classes))[0]
 
 
-def book_segmentation_summary(
+def segmentation_summary(
     labels: Any | Sequence[Any],
     predictions: Any | Sequence[Any],
     *,
     num_classes: int,
 ) -> dict[str, float]:
-  """The source book's evaluation: per-image mIoU and pixel accuracy, averaged over images.
+  """Per-image mIoU (:func:`image_miou`) and pixel accuracy, averaged over images.
+
+  The evaluation of Atienza, *Advanced Deep Learning with TensorFlow 2 and Keras*, ch. 12
+  (``FCN.eval``): every image weighs the same, whatever its size.
 
   Args:
     labels: ``[N, H, W]`` ground-truth masks, or a sequence of ``N`` ``[H, W]`` masks (sizes
@@ -263,11 +264,11 @@ def book_segmentation_summary(
     num_classes: ``C``, a positive Python int.
 
   Returns:
-    ``{"miou": mean of book_miou, "pixel_accuracy": mean of each image's fraction of correct
+    ``{"miou": mean of image_miou, "pixel_accuracy": mean of each image's fraction of correct
     pixels}``, Python floats in ``[0, 1]`` (the book prints the accuracy in percent).
 
   >>> labels = np.array([[[0, 0], [1, 1]], [[0, 0], [0, 0]]])
-  >>> book_segmentation_summary(labels, np.zeros_like(labels), num_classes=2)
+  >>> segmentation_summary(labels, np.zeros_like(labels), num_classes=2)
   {'miou': 0.625, 'pixel_accuracy': 0.75}
   """
   num_classes = _check_num_classes(num_classes)
@@ -276,7 +277,7 @@ def book_segmentation_summary(
                      f"{len(labels)} and {len(predictions)}.")
   if len(labels) == 0:
     raise ValueError("`labels` must hold at least one image.")
-  per_image = [_book_image(y, p, num_classes) for y, p in zip(labels, predictions)]
+  per_image = [_image_scores(y, p, num_classes) for y, p in zip(labels, predictions)]
   return {
       "miou": math.fsum(m for m, _ in per_image) / len(per_image),
       "pixel_accuracy": math.fsum(a for _, a in per_image) / len(per_image),

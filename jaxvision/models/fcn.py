@@ -33,8 +33,8 @@ no bias (BatchNorm's offset makes it redundant; the book keeps Keras' default bi
 uses PyTorch-style momentum 0.9, epsilon 1e-5 as :mod:`jaxvision.models.resnet` does. The
 transposed convs are :class:`SubpixelConvTranspose`, numerically the same layer as
 ``nn.ConvTranspose(padding="SAME")`` (same parameter) but computed as one ordinary conv at the
-input's resolution and a depth-to-space: XLA:CPU's zero-dilated transposed conv made a
-training step of ``FCNSmall`` about 10x slower.
+input's resolution and a depth-to-space, because XLA:CPU's zero-dilated transposed conv is
+far slower (``experiments/results/measurements.md``).
 
 Variants:
 
@@ -130,8 +130,8 @@ class SubpixelConvTranspose(nn.Module):
   result equals ``nn.ConvTranspose(features, kernel_size, strides, padding="SAME")`` with
   the same ``kernel`` parameter (same name, shape ``[kh, kw, in, out]`` and init), but runs
   about 4x fewer multiply-adds for the book's ``3 x 3 / 2`` than XLA's zero-dilated
-  convolution, whose backward pass is also very slow on XLA:CPU (measured: ~2 s per
-  fwd+bwd of one 256 -> 64 layer at 60 x 80, batch 8, on 2 cores, ~40x this layer).
+  convolution, whose backward pass is also very slow on XLA:CPU
+  (``experiments/results/measurements.md``).
 
   Attributes:
     features: output channels.

@@ -51,9 +51,8 @@ from typing import Any, Literal
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxvision.ops import _checks
+from jaxvision import _checks
 
 __all__ = [
     "IICTrunk",
@@ -96,14 +95,6 @@ def count_params(params: Any) -> int:
       raise TypeError(f"`params` leaves must be arrays, got a {type(leaf).__name__}.")
     total += math.prod(int(d) for d in leaf.shape)
   return total
-
-
-def _check_positive_int(value: Any, name: str, *, allow_zero: bool = False) -> int:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-    raise TypeError(f"`{name}` must be a Python int, got {value!r}.")
-  if value < (0 if allow_zero else 1):
-    raise ValueError(f"`{name}` must be >= {0 if allow_zero else 1}, got {value}.")
-  return int(value)
 
 
 def _check_images(x: Any, min_size: int) -> jax.Array:
@@ -168,11 +159,11 @@ class IICTrunk(nn.Module):
     if not self.widths:
       raise ValueError("`widths` must not be empty.")
     for w in self.widths:
-      _check_positive_int(w, "widths")
-    _check_positive_int(self.kernel_size, "kernel_size")
+      _checks.check_int(w, "widths", minimum=1)
+    _checks.check_int(self.kernel_size, "kernel_size", minimum=1)
     _checks.check_choice(self.pooling, "pooling", _POOLINGS)
     if self.dense_features is not None:
-      _check_positive_int(self.dense_features, "dense_features")
+      _checks.check_int(self.dense_features, "dense_features", minimum=1)
     _checks.check_unit_interval(self.bn_momentum, "bn_momentum")
     _checks.check_positive(self.bn_epsilon, "bn_epsilon")
 
@@ -286,11 +277,11 @@ class IICModel(nn.Module):
     return self.num_overcluster_heads
 
   def _validate(self) -> None:
-    _check_positive_int(self.num_heads, "num_heads")
-    _check_positive_int(self.num_clusters, "num_clusters")
+    _checks.check_int(self.num_heads, "num_heads", minimum=1)
+    _checks.check_int(self.num_clusters, "num_clusters", minimum=1)
     if self.num_overcluster_heads is not None:
-      _check_positive_int(self.num_overcluster_heads, "num_overcluster_heads", allow_zero=True)
-    _check_positive_int(self.num_overclusters, "num_overclusters")
+      _checks.check_int(self.num_overcluster_heads, "num_overcluster_heads", minimum=0)
+    _checks.check_int(self.num_overclusters, "num_overclusters", minimum=1)
 
   def _heads(self, features: jax.Array, num_heads: int, num_clusters: int,
              name: str) -> jax.Array:

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxvision.models import iic
-from jaxvision.ops import _checks
+from jaxvision import _checks
 
 __all__ = ["MineStatisticsNetwork", "MineMLP", "MineEncoder"]
 
@@ -50,11 +50,6 @@ def _as_pair(x: Any, y: Any) -> tuple[jax.Array, jax.Array]:
     raise ValueError(f"`x` and `y` must have the same batch size, got {x.shape[0]} and "
                      f"{y.shape[0]}.")
   return x, y
-
-
-def _check_width(value: Any, name: str) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
 
 
 class MineStatisticsNetwork(nn.Module):
@@ -81,7 +76,7 @@ class MineStatisticsNetwork(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike) -> jax.Array:
-    _check_width(self.hidden, "hidden")
+    _checks.check_int(self.hidden, "hidden", minimum=1)
     x, y = _as_pair(x, y)
     dense = lambda n, name: nn.Dense(n, dtype=self.dtype, param_dtype=self.param_dtype,
                                      name=name)
@@ -119,7 +114,7 @@ class MineMLP(nn.Module):
       raise TypeError(f"`hidden_layers` must be a sequence of ints, got "
                       f"{self.hidden_layers!r}.")
     for width in self.hidden_layers:
-      _check_width(width, "hidden_layers")
+      _checks.check_int(width, "hidden_layers", minimum=1)
     x, y = _as_pair(x, y)
     h = jnp.concatenate([x.astype(self.dtype), y.astype(self.dtype)], axis=-1)
     for i, width in enumerate(self.hidden_layers):
@@ -157,7 +152,7 @@ class MineEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
-    _check_width(self.latent_dim, "latent_dim")
+    _checks.check_int(self.latent_dim, "latent_dim", minimum=1)
     features = self.trunk(dtype=self.dtype, param_dtype=self.param_dtype,
                           name="trunk")(x, train=train)
     return nn.Dense(self.latent_dim, dtype=self.dtype, param_dtype=self.param_dtype,

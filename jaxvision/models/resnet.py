@@ -47,7 +47,31 @@ def _check_depth(depth: int, per_block: int, num_stages: int, name: str) -> int:
   return extra // (per_block * num_stages)
 
 
-class ResNetV1(nn.Module):
+class _ResNet(nn.Module):
+  """The fields and the stem both families share (see :class:`ResNetV1`, :class:`ResNetV2`)."""
+
+  depth: int
+  width: int = 16
+  num_stages: int = 3
+  stem_strides: int = 1
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  def _stem(self, x: jax.Array, *, train: bool, per_block: int):
+    """``(n, stem output, conv, norm)``: blocks per stage, the 3x3 stem conv-BN-ReLU applied to
+    ``x``, and the He-normal bias-free conv and BatchNorm (momentum 0.9, epsilon 1e-5)
+    constructors of every layer."""
+    n = _check_depth(self.depth, per_block, self.num_stages, type(self).__name__)
+    conv = functools.partial(nn.Conv, use_bias=False, padding="SAME", kernel_init=_he_normal,
+                             dtype=self.dtype, param_dtype=self.param_dtype)
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
+                             epsilon=1e-5, dtype=self.dtype, param_dtype=self.param_dtype)
+    x = jnp.asarray(x, self.dtype)
+    x = nn.relu(norm()(conv(self.width, (3, 3), strides=self.stem_strides)(x)))
+    return n, x, conv, norm
+
+
+class ResNetV1(_ResNet):
   """ResNet v1 with basic blocks; depth ``2 num_stages n + 2`` (``6n + 2`` for 3 stages).
 
   Attributes:
@@ -60,21 +84,10 @@ class ResNetV1(nn.Module):
   """
 
   depth: int = 20
-  width: int = 16
-  num_stages: int = 3
-  stem_strides: int = 1
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> dict[str, Any]:
-    n = _check_depth(self.depth, 2, self.num_stages, "ResNetV1")
-    conv = functools.partial(nn.Conv, use_bias=False, padding="SAME", kernel_init=_he_normal,
-                             dtype=self.dtype, param_dtype=self.param_dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-5, dtype=self.dtype, param_dtype=self.param_dtype)
-    x = jnp.asarray(x, self.dtype)
-    x = nn.relu(norm()(conv(self.width, (3, 3), strides=self.stem_strides)(x)))
+    n, x, conv, norm = self._stem(x, train=train, per_block=2)
     stages = []
     for s in range(self.num_stages):
       filters = self.width * 2 ** s
@@ -89,7 +102,7 @@ class ResNetV1(nn.Module):
     return {"features": x, "stages": stages}
 
 
-class ResNetV2(nn.Module):
+class ResNetV2(_ResNet):
   """Pre-activation ResNet v2 with bottleneck blocks; depth ``3 num_stages n + 2``.
 
   Attributes:
@@ -105,21 +118,10 @@ class ResNetV2(nn.Module):
   """
 
   depth: int = 56
-  width: int = 16
-  num_stages: int = 3
-  stem_strides: int = 1
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> dict[str, Any]:
-    n = _check_depth(self.depth, 3, self.num_stages, "ResNetV2")
-    conv = functools.partial(nn.Conv, use_bias=False, padding="SAME", kernel_init=_he_normal,
-                             dtype=self.dtype, param_dtype=self.param_dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             epsilon=1e-5, dtype=self.dtype, param_dtype=self.param_dtype)
-    x = jnp.asarray(x, self.dtype)
-    x = nn.relu(norm()(conv(self.width, (3, 3), strides=self.stem_strides)(x)))
+    n, x, conv, norm = self._stem(x, train=train, per_block=3)
     inner = self.width
     stages = []
     for s in range(self.num_stages):

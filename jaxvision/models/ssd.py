@@ -14,8 +14,10 @@ what ``ssd_anchors`` needs::
   model = SSDSmall(num_classes=11)
   anchors = ops.ssd_anchors((120, 160), feature_shapes(model, (120, 160)))
 
-The model returns **logits**; apply ``jax.nn.softmax`` for the book's class probabilities
-(:func:`predict` does, and decodes the offsets).
+The model returns **logits**. The rest of the detector lives here too: :func:`anchor_sizes`
+(the per-level size rule), :func:`make_anchors`, :func:`make_targets` (training targets from
+padded ground truth) and :func:`postprocess` (softmax, decoding and NMS to padded
+detections); :class:`jaxvision.inference.Detector` puts a trained model and these together.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxvision import ops
 from jaxvision.models.resnet import ResNet56v2, ResNetV2
 
-__all__ = ["SSD", "SSDBook", "SSDSmall", "SSDTiny", "feature_shapes"]
+__all__ = ["SSD", "SSDBook", "SSDSmall", "SSDTiny", "feature_shapes", "anchor_sizes",
+           "make_anchors", "make_targets", "postprocess", "NMS_MODES"]
 
 _he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
@@ -127,3 +132,96 @@ SSDSmall = functools.partial(
 SSDTiny = functools.partial(
     SSD, backbone=functools.partial(ResNetV2, depth=8, width=4, num_stages=2, stem_strides=2),
     num_levels=3, pyramid_width=16)
+
+
+def anchor_sizes(num_levels: int, scales: Sequence[float] = (0.2, 0.9)
+                 ) -> list[tuple[float, float]]:
+  """Per-level anchor sizes ``(s_i, sqrt(s_i s_{i+1}))``, ``s = linspace(lo, hi, L + 1)``, as
+  fractions of the image side (the book's rule; its ``(lo, hi)`` is ``(0.2, 0.9)``).
+
+  >>> [tuple(round(v, 3) for v in p) for p in anchor_sizes(2, (0.2, 0.8))]
+  [(0.2, 0.316), (0.5, 0.632)]
+  """
+  if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 1:
+    raise ValueError(f"`num_levels` must be a positive int, got {num_levels!r}.")
+  lo, hi = (float(v) for v in scales)
+  if not 0 < lo < hi:
+    raise ValueError(f"`scales` must be (lo, hi) with 0 < lo < hi, got {tuple(scales)!r}.")
+  s = np.linspace(lo, hi, num_levels + 1)
+  return [(float(s[i]), float(np.sqrt(s[i] * s[i + 1]))) for i in range(num_levels)]
+
+
+def make_anchors(model: SSD, image_size: Sequence[int], *,
+                 sizes: Sequence[Sequence[float]] | None = None,
+                 aspect_ratios: Sequence[float] = (1, 2, 0.5)) -> jax.Array:
+  """``[A, 4]`` xyxy anchors in pixels for ``model`` on ``(H, W)`` images, in the order of
+  the model's outputs (:func:`jaxvision.ops.ssd_anchors` on :func:`feature_shapes`)."""
+  if len(aspect_ratios) + 1 != model.anchors_per_point:
+    raise ValueError(f"`aspect_ratios` gives {len(aspect_ratios) + 1} anchors per point but "
+                     f"the model has anchors_per_point={model.anchors_per_point}.")
+  return ops.ssd_anchors(tuple(image_size), feature_shapes(model, image_size), sizes=sizes,
+                         aspect_ratios=aspect_ratios)
+
+
+def make_targets(anchors: jax.Array, boxes: jax.Array, classes: jax.Array,
+                 num_boxes: jax.Array, *, match_iou: float,
+                 variances: Sequence[float] | None) -> tuple[jax.Array, jax.Array]:
+  """Training targets from padded ground truth.
+
+  Args:
+    anchors: ``[A, 4]`` xyxy anchors.
+    boxes: ``[B, G, 4]`` xyxy ground-truth boxes, rows past ``num_boxes`` padding.
+    classes: ``[B, G]`` their classes (``1..C-1``).
+    num_boxes: ``[B]`` real boxes per image.
+    match_iou: IoU above which an anchor matches a box beyond the bipartite pass
+      (:func:`jaxvision.ops.match_anchors`; the book's 0.6).
+    variances: offset normalisation of :func:`jaxvision.ops.encode_boxes`, or None for raw
+      pixel offsets.
+
+  Returns:
+    ``(labels [B, A] int32, 0 = background; offsets [B, A, 4])``; unmatched anchors get the
+    zero offset of the anchor to itself.
+  """
+  valid = jnp.arange(boxes.shape[1]) < jnp.asarray(num_boxes)[:, None]
+  matched, _ = ops.match_anchors(anchors, boxes, valid, iou_threshold=match_iou)
+  safe = jnp.maximum(matched, 0)
+  labels = jnp.where(matched >= 0, jnp.take_along_axis(classes, safe, axis=1), 0)
+  gt = jnp.take_along_axis(boxes, safe[..., None], axis=1)
+  gt = jnp.where((matched >= 0)[..., None], gt, anchors)
+  return labels.astype(jnp.int32), ops.encode_boxes(gt, anchors, variances=variances)
+
+
+NMS_MODES = ("class_agnostic", "per_class")
+
+
+def postprocess(class_logits: jax.Array, offsets: jax.Array, anchors: jax.Array, *,
+                variances: Sequence[float] | None, score_threshold: float, nms_iou: float,
+                max_detections: int, nms: str = "class_agnostic", soft_nms: bool = False
+                ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+  """Padded detections from the raw outputs of :class:`SSD`.
+
+  Softmax over the classes, offsets decoded against ``anchors``, then NMS:
+  ``"class_agnostic"`` is the book's (:func:`jaxvision.ops.detection_nms`: every anchor's
+  best non-background class, one suppression over all classes, IoU ``>= nms_iou``, stops
+  below ``score_threshold``; ``soft_nms`` for its Gaussian soft-NMS); ``"per_class"`` is
+  :func:`jaxvision.ops.multiclass_nms` (TF's combined NMS, per-class suppression).
+
+  Returns:
+    ``(boxes [B, K, 4], scores [B, K], classes [B, K] int32, num_valid [B])`` with ``K =
+    max_detections``, in selection order; padding rows have class -1, score 0.
+  """
+  if nms not in NMS_MODES:
+    raise ValueError(f"`nms` must be one of {NMS_MODES}, got {nms!r}.")
+  probs = jax.nn.softmax(class_logits.astype(jnp.float32), axis=-1)
+  boxes = ops.decode_boxes(offsets, anchors, variances=variances)
+  if nms == "per_class":
+    det_boxes, det_scores, det_classes, count = ops.multiclass_nms(
+        boxes, probs[..., 1:], iou_threshold=nms_iou, score_threshold=score_threshold,
+        max_output_size_per_class=max_detections, max_total_size=max_detections)
+    return det_boxes, det_scores, jnp.where(det_classes >= 0, det_classes + 1, -1), count
+  idx, scores, classes, count = ops.detection_nms(
+      probs, boxes, class_threshold=score_threshold, iou_threshold=nms_iou, soft=soft_nms,
+      max_output_size=max_detections)
+  det_boxes = jnp.take_along_axis(boxes, jnp.maximum(idx, 0)[..., None], axis=-2)
+  det_boxes = jnp.where((idx >= 0)[..., None], det_boxes, 0.0)
+  return det_boxes, scores, classes, count

@@ -33,7 +33,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxvision.kernels import iou as _iou_kernel
-from jaxvision.ops import _checks
+from jaxvision import _checks
 from jaxvision.ops import _dispatch
 from jaxvision.ops._dispatch import Implementation
 

@@ -38,7 +38,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxvision.ops import _checks
+from jaxvision import _checks
 from jaxvision.ops import _dispatch
 
 __all__ = ["EPS", "joint_probability", "iic_loss", "mine_lower_bound", "mine_loss"]

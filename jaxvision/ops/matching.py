@@ -30,7 +30,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxvision.ops import _checks
+from jaxvision import _checks
 from jaxvision.ops.boxes import box_iou
 
 __all__ = ["match_anchors", "encode_boxes", "decode_boxes"]

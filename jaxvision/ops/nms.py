@@ -24,6 +24,16 @@ Conventions shared by every function:
   its CPU and GPU kernels; here they never do).
 * NaN scores are never selected.
 * Thresholds, sizes and method names are static Python values, checked at trace time.
+* Ragged batches: pad every image to the same ``N`` and pass ``valid [..., N]`` (bool, True
+  for real rows) to :func:`nms`, :func:`batched_nms`, :func:`soft_nms` or
+  :func:`multiclass_nms`. A row with ``valid`` False is never selected and never suppresses,
+  so each image gets exactly what the call on its real rows alone gives (indices still count
+  rows of the padded array). From counts ``c [...]``: ``valid = jnp.arange(N) < c[..., None]``.
+* ``score_threshold`` is about scores, not padding. :func:`nms`, :func:`batched_nms` and
+  :func:`multiclass_nms` default to ``-inf`` (every box with a non-NaN score is a candidate,
+  as in torchvision and TF), so without ``valid`` a zero-padded row with score 0 can be
+  selected. :func:`soft_nms` keeps the paper's ``0.001``: there the threshold is also where
+  decayed boxes are discarded.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ from jax.typing import ArrayLike
 
 from jaxvision.kernels import iou as _iou_kernel
 from jaxvision.kernels import nms as _nms_kernel
-from jaxvision.ops import _checks
+from jaxvision import _checks
 from jaxvision.ops import _dispatch
 from jaxvision.ops._dispatch import Implementation
 
@@ -105,6 +115,30 @@ def _check_boxes_scores(boxes, scores, *, scores_name="scores", extra_dims=0):
   dtype = jnp.promote_types(_checks.compute_dtype(boxes, "boxes", allow_int=False),
                             _checks.compute_dtype(scores, scores_name, allow_int=False))
   return boxes, scores, dtype
+
+
+def _check_valid(valid, boxes):
+  """``valid`` (None, or bool ``[..., N]`` matching ``boxes [..., N, 4]``), checked."""
+  if valid is None:
+    return None
+  valid = _checks.array(valid)
+  expected = tuple(boxes.shape[:-1])
+  if tuple(valid.shape) != expected:
+    raise ValueError(
+        f"`valid` must have shape {expected} to match `boxes` {tuple(boxes.shape)}, "
+        f"got {tuple(valid.shape)}.")
+  if valid.dtype != jnp.bool_:
+    raise TypeError(f"`valid` must be a bool array, got dtype {valid.dtype}.")
+  return valid
+
+
+def _mask_invalid(scores, valid):
+  """``scores [..., N (, C)]`` with the rows where ``valid [..., N]`` is False set to NaN
+  (never selected, by the NaN rule every path shares)."""
+  if valid is None:
+    return scores
+  valid = valid.reshape(valid.shape + (1,) * (scores.ndim - valid.ndim))
+  return jnp.where(valid, scores, jnp.nan)
 
 
 def _candidate_scores(scores, score_threshold, *, inclusive):
@@ -179,10 +213,11 @@ def _gather_by_rank(rank, values, k, fill):
 
 @functools.partial(jax.jit,
                    static_argnames=("max_output_size", "dtype", "strict", "inclusive_score"))
-def _greedy(boxes, scores, classes, iou_threshold, score_threshold, *, max_output_size, dtype,
-            strict=True, inclusive_score=False):
-  """Greedy NMS over ``[..., N]``; ``classes`` is None (class-agnostic) or int ``[..., N]``."""
-  boxes, scores = boxes.astype(dtype), scores.astype(dtype)
+def _greedy(boxes, scores, classes, iou_threshold, score_threshold, valid=None, *,
+            max_output_size, dtype, strict=True, inclusive_score=False):
+  """Greedy NMS over ``[..., N]``; ``classes`` is None (class-agnostic) or int ``[..., N]``;
+  ``valid`` is None or bool ``[..., N]``."""
+  boxes, scores = boxes.astype(dtype), _mask_invalid(scores.astype(dtype), valid)
   lead, n, k = scores.shape[:-1], scores.shape[-1], max_output_size
   if n == 0 or k == 0:
     return jnp.full(lead + (k,), -1, jnp.int32), jnp.zeros(lead, jnp.int32)
@@ -209,21 +244,25 @@ def nms(
     iou_threshold: float,
     max_output_size: int,
     score_threshold: float = -math.inf,
+    valid: ArrayLike | None = None,
     implementation: Implementation = None,
 ) -> tuple[jax.Array, jax.Array]:
   """Greedy non-maximum suppression with a static output shape.
 
   Selects exactly what ``torchvision.ops.nms`` selects: boxes in order of decreasing score
   (ties to the lower index), dropping every box whose IoU with an already kept box is
-  ``> iou_threshold``. Boxes with ``score <= score_threshold`` or a NaN score are never
-  selected. Selection stops after ``max_output_size`` boxes.
+  ``> iou_threshold``. Boxes with ``score <= score_threshold``, a NaN score or ``valid``
+  False are never selected. Selection stops after ``max_output_size`` boxes.
 
   Args:
     boxes: ``[..., N, 4]`` floating boxes in ``xyxy`` format.
     scores: ``[..., N]`` floating scores.
     iou_threshold: in ``[0, 1]``; a box is suppressed when its IoU with a kept box exceeds it.
     max_output_size: static number of output slots ``K >= 0``.
-    score_threshold: boxes with a score at or below this are never selected.
+    score_threshold: boxes with a score at or below this are never selected. The default
+      ``-inf`` makes every box with a non-NaN score a candidate, as torchvision does.
+    valid: optional ``[..., N]`` bool, False for padding rows of a ragged batch: they are
+      never selected and never suppress, whatever their score (see the module docstring).
     implementation: ``"xla"``, ``"pallas"`` (the bit-mask kernel in
       ``jaxvision.kernels.nms``; interpreted off GPU; float32) or None (see
       ``jaxvision.ops._dispatch``). Both give the same selection up to IoUs within an ulp
@@ -238,17 +277,27 @@ def nms(
   >>> indices, num_valid = nms(boxes, scores, iou_threshold=0.5, max_output_size=3)
   >>> indices.tolist(), int(num_valid)
   ([0, 2, -1], 2)
+
+  A ragged batch: image 0 has one real box, image 1 all three (rows padded with zeros).
+
+  >>> padded = jnp.stack([boxes.at[1:].set(0.), boxes])
+  >>> valid = jnp.arange(3) < jnp.array([1, 3])[:, None]
+  >>> indices, num_valid = nms(padded, jnp.stack([scores.at[1:].set(0.), scores]),
+  ...                          iou_threshold=0.5, max_output_size=3, valid=valid)
+  >>> indices.tolist(), num_valid.tolist()
+  ([[0, -1, -1], [0, 2, -1]], [1, 2])
   """
   boxes, scores, dtype = _check_boxes_scores(boxes, scores)
   iou_threshold = _checks.check_unit_interval(iou_threshold, "iou_threshold")
   max_output_size = _checks.check_size(max_output_size, "max_output_size")
   score_threshold = _checks.check_float(score_threshold, "score_threshold")
+  valid = _check_valid(valid, boxes)
   path, interpret = _dispatch.resolve(implementation, "nms")
   if path == "pallas":
-    return _nms_kernel.nms(boxes, scores, iou_threshold=iou_threshold,
+    return _nms_kernel.nms(boxes, _mask_invalid(scores, valid), iou_threshold=iou_threshold,
                            max_output_size=max_output_size, score_threshold=score_threshold,
                            interpret=interpret)
-  return _greedy(boxes, scores, None, iou_threshold, score_threshold,
+  return _greedy(boxes, scores, None, iou_threshold, score_threshold, valid,
                  max_output_size=max_output_size, dtype=dtype)
 
 
@@ -260,6 +309,7 @@ def batched_nms(
     iou_threshold: float,
     max_output_size: int,
     score_threshold: float = -math.inf,
+    valid: ArrayLike | None = None,
     implementation: Implementation = None,
 ) -> tuple[jax.Array, jax.Array]:
   """Class-aware NMS: boxes only suppress boxes with the same class id.
@@ -275,7 +325,10 @@ def batched_nms(
     class_ids: ``[..., N]`` integer class of each box.
     iou_threshold: in ``[0, 1]``.
     max_output_size: static number of output slots ``K >= 0``.
-    score_threshold: boxes with a score at or below this are never selected.
+    score_threshold: boxes with a score at or below this are never selected (default
+      ``-inf``: every box with a non-NaN score is a candidate, as in torchvision).
+    valid: optional ``[..., N]`` bool, False for padding rows of a ragged batch: they are
+      never selected and never suppress, whatever their score or class id.
     implementation: ``"xla"``, ``"pallas"`` (the bit-mask kernel, with a same-class
       condition, in
       ``jaxvision.kernels.nms``; interpreted off GPU; float32) or None (see
@@ -301,12 +354,13 @@ def batched_nms(
   iou_threshold = _checks.check_unit_interval(iou_threshold, "iou_threshold")
   max_output_size = _checks.check_size(max_output_size, "max_output_size")
   score_threshold = _checks.check_float(score_threshold, "score_threshold")
+  valid = _check_valid(valid, boxes)
   path, interpret = _dispatch.resolve(implementation, "nms")
   if path == "pallas":
-    return _nms_kernel.nms(boxes, scores, iou_threshold=iou_threshold,
+    return _nms_kernel.nms(boxes, _mask_invalid(scores, valid), iou_threshold=iou_threshold,
                            max_output_size=max_output_size, score_threshold=score_threshold,
                            groups=class_ids, interpret=interpret)
-  return _greedy(boxes, scores, class_ids, iou_threshold, score_threshold,
+  return _greedy(boxes, scores, class_ids, iou_threshold, score_threshold, valid,
                  max_output_size=max_output_size, dtype=dtype)
 
 
@@ -316,9 +370,9 @@ def batched_nms(
 
 @functools.partial(jax.jit,
                    static_argnames=("max_output_size", "dtype", "method", "inclusive_iou"))
-def _soft(boxes, scores, iou_threshold, sigma, score_threshold, iou_rows=None, *,
+def _soft(boxes, scores, iou_threshold, sigma, score_threshold, iou_rows=None, valid=None, *,
           max_output_size, dtype, method, inclusive_iou=False):
-  boxes, scores = boxes.astype(dtype), scores.astype(dtype)
+  boxes, scores = boxes.astype(dtype), _mask_invalid(scores.astype(dtype), valid)
   lead, n, k = scores.shape[:-1], scores.shape[-1], max_output_size
   if n == 0 or k == 0:
     return (jnp.full(lead + (k,), -1, jnp.int32), jnp.zeros(lead + (k,), scores.dtype),
@@ -355,6 +409,7 @@ def soft_nms(
     method: Literal["gaussian", "linear"] = "gaussian",
     score_threshold: float = 0.001,
     max_output_size: int,
+    valid: ArrayLike | None = None,
     implementation: Implementation = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Soft-NMS (Bodla et al., 2017): decay the scores of overlapping boxes instead of dropping them.
@@ -367,8 +422,11 @@ def soft_nms(
   * ``1 - IoU(i, j)`` where ``IoU(i, j) > iou_threshold`` for ``method="linear"``.
 
   A box whose score falls below ``score_threshold`` is discarded; boxes starting below it (or
-  with a NaN score) are never live. Defaults are those of the paper's reference code. Scores
-  are expected to be non-negative (confidences); then they never rise.
+  with a NaN score, or ``valid`` False) are never live. Defaults are those of the paper's
+  reference code: unlike :func:`nms`, ``score_threshold`` defaults to ``0.001``, not
+  ``-inf``, because it is also the cut-off that ends a decayed box (with ``-inf`` the
+  Gaussian method would return every box). Scores are expected to be non-negative
+  (confidences); then they never rise.
 
   Note: TensorFlow's ``tf.image.non_max_suppression_with_scores`` decays by
   ``exp(-IoU^2 / (2 * soft_nms_sigma))`` and also applies its hard ``iou_threshold``; TF with
@@ -382,6 +440,8 @@ def soft_nms(
     method: ``"gaussian"`` or ``"linear"``.
     score_threshold: boxes whose current score is below this are discarded.
     max_output_size: static number of output slots ``K >= 0``.
+    valid: optional ``[..., N]`` bool, False for padding rows of a ragged batch: they are
+      never selected and decay nothing, whatever their score.
     implementation: ``"xla"``, ``"pallas"`` or None (see ``jaxvision.ops._dispatch``). The
       Pallas path computes the ``[..., N, N]`` IoU matrix with the kernel in
       ``jaxvision.kernels.iou`` (O(N^2) memory) and runs the same selection loop over its
@@ -403,12 +463,13 @@ def soft_nms(
   method = _checks.check_choice(method, "method", ("gaussian", "linear"))
   score_threshold = _checks.check_float(score_threshold, "score_threshold")
   max_output_size = _checks.check_size(max_output_size, "max_output_size")
+  valid = _check_valid(valid, boxes)
   path, interpret = _dispatch.resolve(implementation, "soft_nms")
   iou_rows = None
   if path == "pallas" and boxes.shape[-2] > 0 and math.prod(boxes.shape[:-2]) > 0:
     flat = boxes.reshape((-1,) + tuple(boxes.shape[-2:]))
     iou_rows = _iou_kernel.iou_matrix(flat, flat, interpret=interpret)
-  return _soft(boxes, scores, iou_threshold, sigma, score_threshold, iou_rows,
+  return _soft(boxes, scores, iou_threshold, sigma, score_threshold, iou_rows, valid,
                max_output_size=max_output_size, dtype=dtype, method=method)
 
 
@@ -417,7 +478,7 @@ def soft_nms(
 
 
 @functools.partial(jax.jit, static_argnames=("max_per_class", "max_total", "dtype"))
-def _multiclass(boxes, class_scores, iou_threshold, score_threshold, mask=None, *,
+def _multiclass(boxes, class_scores, iou_threshold, score_threshold, mask=None, valid=None, *,
                 max_per_class, max_total, dtype):
   """Greedy over (box, class) pairs in global score order, one image per batch row.
 
@@ -434,7 +495,7 @@ def _multiclass(boxes, class_scores, iou_threshold, score_threshold, mask=None, 
                 jnp.full(lead + (t,), -1, jnp.int32), jnp.zeros(lead, jnp.int32))
   if n == 0 or c == 0 or t == 0 or max_per_class == 0:
     return out_shapes
-  boxes, class_scores = boxes.astype(dtype), class_scores.astype(dtype)
+  boxes, class_scores = boxes.astype(dtype), _mask_invalid(class_scores.astype(dtype), valid)
   boxes = boxes.reshape((-1, n, 4))
   b = boxes.shape[0]
   x1, y1, x2, y2 = (boxes[..., j] for j in range(4))
@@ -498,9 +559,10 @@ def multiclass_nms(
     class_scores: ArrayLike,
     *,
     iou_threshold: float,
-    score_threshold: float,
+    score_threshold: float = -math.inf,
     max_output_size_per_class: int,
     max_total_size: int,
+    valid: ArrayLike | None = None,
     implementation: Implementation = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """Per-class NMS over shared boxes, merged across classes: TF's ``combined_non_max_suppression``.
@@ -516,9 +578,13 @@ def multiclass_nms(
     class_scores: ``[..., N, C]`` floating per-class scores (exclude a background column
       yourself if your model has one).
     iou_threshold: in ``[0, 1]``.
-    score_threshold: scores at or below this are never selected.
+    score_threshold: scores at or below this are never selected. The default ``-inf`` is
+      TF's (every non-NaN score is a candidate); detectors usually pass e.g. ``0.05``.
     max_output_size_per_class: static cap on kept boxes per class.
     max_total_size: static number of output slots ``T``.
+    valid: optional ``[..., N]`` bool, False for padding rows of a ragged batch: no class
+      ever selects them, whatever their scores (TF's object-detection API calls this
+      ``num_valid_boxes``; from counts, ``valid = jnp.arange(N) < counts[..., None]``).
     implementation: ``"xla"``, ``"pallas"`` or None (see ``jaxvision.ops._dispatch``). The
       Pallas path precomputes the bit-packed all-pairs overlap mask with the kernel in
       ``jaxvision.kernels.nms`` (``N * ceil(N / 32)`` words per image) and the selection loop
@@ -542,13 +608,14 @@ def multiclass_nms(
   score_threshold = _checks.check_float(score_threshold, "score_threshold")
   max_per_class = _checks.check_size(max_output_size_per_class, "max_output_size_per_class")
   max_total = _checks.check_size(max_total_size, "max_total_size")
+  valid = _check_valid(valid, boxes)
   path, interpret = _dispatch.resolve(implementation, "multiclass_nms")
   mask = None
   n = boxes.shape[-2]
   if path == "pallas" and n > 0 and math.prod(boxes.shape[:-2]) > 0:
     mask = _nms_kernel.suppression_mask(boxes.reshape((-1, n, 4)), iou_threshold=iou_threshold,
                                         triangular=False, interpret=interpret)
-  return _multiclass(boxes, class_scores, iou_threshold, score_threshold, mask,
+  return _multiclass(boxes, class_scores, iou_threshold, score_threshold, mask, valid,
                      max_per_class=max_per_class, max_total=max_total, dtype=dtype)
 
 

@@ -34,10 +34,9 @@ How it runs. The pooling takes the ``K = window_h * window_w`` candidates of the
 ``K`` strided slices of the (padded, or cropped) input and keeps a running maximum and its
 window position with ``K - 1`` strict ``>`` comparisons and selects, which XLA fuses into one
 loop over the output: no loop over pixels and no ``[..., Ho, Wo, K, C]`` patch tensor. Its
-gradient is the transpose of the selects, so each cotangent goes to the winning candidate.
-On a 2-core CPU, 2x2/2 pooling of a ``[8, 128, 128, 64]`` float32 batch takes about 10 ms,
-and about 12 ms for the gradient (``lax.reduce_window`` max, without the argmax: 2 ms, and
-115 ms for its gradient). The unpooling is one scatter-add into a zero map.
+gradient is the transpose of the selects, so each cotangent goes to the winning candidate
+(timings: ``experiments/results/measurements.md``). The unpooling is one scatter-add into a
+zero map.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxvision.ops import _checks
+from jaxvision import _checks
 
 __all__ = ["max_pool_with_argmax", "max_unpool"]
 
@@ -229,14 +228,7 @@ def max_unpool(x: ArrayLike, argmax: ArrayLike, *, output_shape: tuple[int, int]
                      f"{tuple(argmax.shape)}.")
   if not jnp.issubdtype(argmax.dtype, jnp.integer):
     raise TypeError(f"`argmax` must be an integer array, got dtype {argmax.dtype}.")
-  if (not isinstance(output_shape, (tuple, list)) or len(output_shape) != 2
-      or not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-                 for v in output_shape)):
-    raise ValueError(f"`output_shape` must be a pair of positive ints (H, W), got "
-                     f"{output_shape!r}.")
-  if min(output_shape) <= 0:
-    raise ValueError(f"`output_shape` must be positive, got {tuple(output_shape)}.")
-  height, width = int(output_shape[0]), int(output_shape[1])
+  height, width = _checks.check_size_pair(output_shape, "output_shape")
   if height * width > np.iinfo(np.int32).max:
     raise ValueError(f"`output_shape` {output_shape} has more than 2**31 - 1 pixels.")
   flat = math.prod(x.shape[:-3]) * height * width * x.shape[-1] < np.iinfo(np.int32).max

@@ -72,13 +72,7 @@ def l1_loss(predictions, targets) -> np.ndarray:
   >>> l1_loss([[1., -2.]], [[0., 0.]]).tolist()
   [3.0]
   """
-  p = np.asarray(predictions, np.float64)
-  t = np.asarray(targets, np.float64)
-  out = np.zeros(p.shape[:-1], np.float64)
-  for idx in np.ndindex(out.shape):
-    for k in range(p.shape[-1]):
-      out[idx] += abs(p[idx + (k,)] - t[idx + (k,)])
-  return out
+  return _sum_over_last_axis(predictions, targets, lambda d: d)
 
 
 def smooth_l1_loss(predictions, targets, *, delta: float = 1.0) -> np.ndarray:
@@ -87,13 +81,18 @@ def smooth_l1_loss(predictions, targets, *, delta: float = 1.0) -> np.ndarray:
   >>> smooth_l1_loss([[0.5, 3.]], [[0., 0.]]).tolist()
   [2.625]
   """
+  return _sum_over_last_axis(
+      predictions, targets, lambda d: 0.5 * d * d if d <= delta else delta * (d - 0.5 * delta))
+
+
+def _sum_over_last_axis(predictions, targets, loss) -> np.ndarray:
+  """``[..., D] -> [...]`` float64 ``sum_k loss(|p_k - t_k|)``, one element at a time."""
   p = np.asarray(predictions, np.float64)
   t = np.asarray(targets, np.float64)
   out = np.zeros(p.shape[:-1], np.float64)
   for idx in np.ndindex(out.shape):
     for k in range(p.shape[-1]):
-      d = abs(p[idx + (k,)] - t[idx + (k,)])
-      out[idx] += 0.5 * d * d if d <= delta else delta * (d - 0.5 * delta)
+      out[idx] += loss(abs(p[idx + (k,)] - t[idx + (k,)]))
   return out
 
 

@@ -12,6 +12,8 @@ Conventions (the same contract as the ops):
 * Precedence: higher score first; among equal scores the lower index first.
 * NaN scores are never selected.
 * Indices are ``int64`` arrays in selection order; scores are ``float64``.
+* One image per call, no padding: the oracle for an op's ragged batch (``valid=``) is this
+  call on each image's real rows, with indices mapped back to padded positions.
 """
 
 from __future__ import annotations
@@ -293,7 +295,7 @@ def multiclass_nms(
     class_scores,
     *,
     iou_threshold: float,
-    score_threshold: float,
+    score_threshold: float = -math.inf,
     max_output_size_per_class: int,
     max_total_size: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -316,7 +318,8 @@ def multiclass_nms(
     boxes: ``[N, 4]`` ``xyxy`` boxes shared by all classes.
     class_scores: ``[N, C]`` per-class scores.
     iou_threshold: per-class suppression when IoU is strictly greater than this.
-    score_threshold: a (box, class) pair is a candidate only if its score is strictly above.
+    score_threshold: a (box, class) pair is a candidate only if its score is strictly above
+      (default ``-inf``, TF's).
     max_output_size_per_class: at most this many boxes kept per class.
     max_total_size: number of output slots ``T``.
 

@@ -12,6 +12,8 @@ It imports no model: a model comes in through a ``Task``.
 """
 
 from jaxvision.train.checkpoint import Checkpointer, abstract_like
+from jaxvision.train.distributed import initialize_distributed, is_main_process
+from jaxvision.train.lock import WorkdirLock, WorkdirLockedError
 from jaxvision.train.loop import (Task, TrainConfig, TrainResult, init_train_state,
                                   make_train_step, train_and_evaluate, write_results)
 from jaxvision.train.sharding import (DATA_AXIS, batch_sharding, data_mesh, replicate,
@@ -25,4 +27,6 @@ __all__ = [
     "Checkpointer", "abstract_like",
     "TrainConfig", "Task", "TrainResult", "init_train_state", "make_train_step",
     "train_and_evaluate", "write_results",
+    "initialize_distributed", "is_main_process",
+    "WorkdirLock", "WorkdirLockedError",
 ]

@@ -96,10 +96,6 @@ class Checkpointer:
     """The committed steps kept on disk, ascending."""
     return sorted(self._manager.all_steps())
 
-  def should_save(self, step: int) -> bool:
-    """Whether :meth:`save` at ``step`` (without ``force``) would write."""
-    return step % self.save_every == 0 and step not in self._manager.all_steps()
-
   def save(self, step: int, state: PyTree, data_iter: Any, *, force: bool = False) -> bool:
     """Saves ``state`` and the iterator position at ``step`` if due (or if ``force``).
 

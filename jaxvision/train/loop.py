@@ -53,9 +53,13 @@ What the loop guarantees:
   throughput, device and process counts. Experiments add their own fields to
   ``out.results`` and call :func:`write_results` again.
 
-Multi-host: call ``jax.distributed.initialize(...)`` first, then call
-``train_and_evaluate`` on every process with the same config; only process 0 writes logs
+Multi-host: call :func:`~jaxvision.train.distributed.initialize_distributed` first, then
+call ``train_and_evaluate`` on every process with the same config; only process 0 writes logs
 and ``results.json``, and every process writes its own iterator position.
+
+One run per workdir: the run holds ``<workdir>/.lock`` (:class:`~jaxvision.train.lock.
+WorkdirLock`, process 0 only) from start to end; a second run started on the same workdir
+raises :class:`~jaxvision.train.lock.WorkdirLockedError` before touching it.
 """
 
 from __future__ import annotations
@@ -73,9 +77,11 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from jaxvision import _workarounds
+from jaxvision import _checks
+from jaxvision import compat
 from jaxvision.train import sharding as sharding_lib
 from jaxvision.train.checkpoint import Checkpointer
+from jaxvision.train.lock import WorkdirLock
 from jaxvision.train.state import TrainState, step_rng
 
 __all__ = ["TrainConfig", "Task", "TrainResult", "init_train_state", "make_train_step",
@@ -88,13 +94,6 @@ LossFn = Callable[[PyTree, PyTree, PyTree, jax.Array],
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 CHECKPOINT_DIR = "checkpoints"
-
-
-def _check_int(value: Any, name: str, minimum: int) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-    raise TypeError(f"`{name}` must be an int, got {value!r}.")
-  if value < minimum:
-    raise ValueError(f"`{name}` must be >= {minimum}, got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,13 +121,10 @@ class TrainConfig:
   progress: bool | None = None
 
   def __post_init__(self):
-    _check_int(self.num_steps, "num_steps", 1)
-    _check_int(self.batch_size, "batch_size", 1)
-    _check_int(self.seed, "seed", 0)
-    _check_int(self.checkpoint_every, "checkpoint_every", 0)
-    _check_int(self.keep_checkpoints, "keep_checkpoints", 1)
-    _check_int(self.log_every, "log_every", 1)
-    _check_int(self.eval_every, "eval_every", 0)
+    for name, minimum in (("num_steps", 1), ("batch_size", 1), ("seed", 0),
+                          ("checkpoint_every", 0), ("keep_checkpoints", 1), ("log_every", 1),
+                          ("eval_every", 0)):
+      _checks.check_int(getattr(self, name), name, minimum=minimum)
     if self.progress is not None and not isinstance(self.progress, bool):
       raise TypeError(f"`progress` must be a bool or None, got {self.progress!r}.")
 
@@ -242,8 +238,8 @@ def _jitted_step(loss_fn, mesh):
     return new_state, {**metrics, "loss": loss}
 
   replicated = sharding_lib.replicated_sharding(mesh)
-  # jaxlib 0.10.x's XLA:CPU can segfault on some training graphs: see jaxvision._workarounds.
-  options = _workarounds.compiler_options(mesh.devices.flat[0].platform)
+  # jaxlib 0.10.x's XLA:CPU can segfault on some training graphs: see jaxvision.compat.
+  options = compat.compiler_options(mesh.devices.flat[0].platform)
   return jax.jit(step, in_shardings=(replicated, sharding_lib.batch_sharding(mesh)),
                  out_shardings=(replicated, replicated), donate_argnums=0,
                  compiler_options=options)
@@ -255,17 +251,18 @@ def write_results(workdir: str | os.PathLike, results: Mapping[str, Any]) -> str
   if jax.process_index() == 0:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-      json.dump(_jsonable(results), f, indent=2, sort_keys=True)
+      json.dump(jsonable(results), f, indent=2, sort_keys=True)
       f.write("\n")
     os.replace(tmp, path)
   return path
 
 
-def _jsonable(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
+  """``x`` with arrays as (nested) lists or Python scalars and mapping keys as strings."""
   if isinstance(x, Mapping):
-    return {str(k): _jsonable(v) for k, v in x.items()}
+    return {str(k): jsonable(v) for k, v in x.items()}
   if isinstance(x, (list, tuple)):
-    return [_jsonable(v) for v in x]
+    return [jsonable(v) for v in x]
   if isinstance(x, (np.ndarray, np.generic, jax.Array)):
     x = np.asarray(x)
     return x.item() if x.ndim == 0 else x.tolist()
@@ -274,7 +271,7 @@ def _jsonable(x: Any) -> Any:
 
 def _mean_metrics(window: list[dict[str, Any]]) -> dict[str, Any]:
   host = jax.device_get(window)
-  return {k: _jsonable(np.mean(np.stack([np.asarray(m[k]) for m in host]), axis=0))
+  return {k: jsonable(np.mean(np.stack([np.asarray(m[k]) for m in host]), axis=0))
           for k in host[0]}
 
 
@@ -309,7 +306,7 @@ class _Logger:
       return
     if (record["split"], record["step"]) not in self.logged:  # e.g. the final eval, redone
       with open(self.path, "a") as f:
-        f.write(json.dumps(_jsonable(record), sort_keys=True) + "\n")
+        f.write(json.dumps(jsonable(record), sort_keys=True) + "\n")
     flat = {"loss": record["loss"]} if "loss" in record else {}
     flat.update(record["metrics"])
     text = f"[{record['split']}] step {record['step']}: " + "  ".join(
@@ -351,6 +348,10 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike, *, task:
   Returns:
     A :class:`TrainResult`: the final state (replicated on the mesh) and the results dict
     also written to ``results.json``.
+
+  Raises:
+    WorkdirLockedError: another run holds ``workdir`` (:class:`~jaxvision.train.lock.
+      WorkdirLock`, held — by process 0 — for the whole run).
   """
   if not isinstance(config, TrainConfig):
     raise TypeError(f"`config` must be a TrainConfig, got {type(config).__name__}.")
@@ -364,7 +365,16 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike, *, task:
   local_batch_size = config.batch_size // num_processes
   workdir = os.path.abspath(os.fspath(workdir))
   os.makedirs(workdir, exist_ok=True)
+  # Two runs on one workdir would interleave checkpoints and logs: the second one refuses.
+  with WorkdirLock(workdir):
+    return _train_and_evaluate_locked(config, workdir, task=task, mesh=mesh,
+                                      local_batch_size=local_batch_size)
 
+
+def _train_and_evaluate_locked(config: TrainConfig, workdir: str, *, task: Task, mesh: Mesh,
+                               local_batch_size: int) -> TrainResult:
+  """The body of :func:`train_and_evaluate`, run while holding the workdir lock."""
+  num_processes = jax.process_count()
   state = init_train_state(task.init, task.optimizer, seed=config.seed, mesh=mesh)
   data_iter = task.train_iter(config.seed, local_batch_size)
   if not hasattr(data_iter, "__next__"):
@@ -382,6 +392,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike, *, task:
     if ckpt.latest_step() is not None:
       state, data_iter = ckpt.restore(state, data_iter)
       start_step = int(jax.device_get(state.step))
+      if jax.process_index() == 0:
+        print(f"Resumed from step {start_step} ({os.path.join(workdir, CHECKPOINT_DIR)}).",
+              flush=True)
 
   train_step = make_train_step(task.loss_fn, mesh=mesh)
   bar = _make_bar(config, start_step)
@@ -392,7 +405,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike, *, task:
 
   def evaluate(step: int) -> None:
     nonlocal last_eval, evaluated_at
-    last_eval = _jsonable(dict(task.evaluate(state)))
+    last_eval = jsonable(dict(task.evaluate(state)))
     evaluated_at = step
     logger.write({"step": step, "split": "eval", "metrics": last_eval})
 

@@ -22,7 +22,10 @@ def test_smoke_run_writes_json_table_and_plots(tmp_path):
       assert r["met"] is None if r["goal"] is None else r["met"] == (r["ratio"] >= r["goal"])
   table = next(tmp_path.glob("*.md")).read_text()
   assert "| case | implementation |" in table
-  assert list(tmp_path.glob("*-nms.png"))
+  # A plot per family that has a series measured at two sizes or more; none of one point.
+  plotted = {p.stem.rsplit("-", 1)[1] for p in tmp_path.glob("*.png")}
+  assert plotted == {f for f in run.FAMILIES
+                     if any(len(xs) > 1 for xs, _ in run.plot_series(rows, f).values())}
 
 
 def test_only_rejects_unknown_family(capsys):
@@ -30,3 +33,14 @@ def test_only_rejects_unknown_family(capsys):
   with pytest.raises(SystemExit):
     run.main(["--only", "nope"])
   assert "unknown families" in capsys.readouterr().err
+
+
+def test_benchmarks_import_only_jaxvision():
+  """benchmarks/ (the SSD recipe included) builds on jaxvision, never on experiments/."""
+  import ast
+  import pathlib
+  for path in pathlib.Path(run.__file__).parent.glob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text())):
+      names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+               [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+      assert not any(n.split(".")[0] == "experiments" for n in names), path

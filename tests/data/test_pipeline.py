@@ -191,3 +191,41 @@ def test_make_pipeline_rejects_bad_sources():
     make_pipeline(3, batch_size=2, seed=0)
   with pytest.raises(ValueError, match="empty"):
     make_pipeline(ListSource(0), batch_size=2, seed=0)
+
+
+class _CountingSource(ArraySource):
+  """Records which indices were read (a process must read only its rows)."""
+
+  def __init__(self, n):
+    super().__init__({"id": np.arange(n, dtype=np.int32)})
+    self.read = []
+
+  def get_batch(self, indices):
+    self.read.extend(int(i) for i in indices)
+    return super().get_batch(indices)
+
+
+@pytest.mark.parametrize("count", [2, 4])
+@pytest.mark.parametrize("with_get_batch", [True, False])
+def test_shards_split_each_global_batch_and_read_only_their_rows(count, with_get_batch):
+  global_batches = list(itertools.islice(
+      make_pipeline(source(), batch_size=8, seed=5, num_threads=0), 6))
+  parts = []
+  for index in range(count):
+    src = _CountingSource(len(source())) if with_get_batch else ListSource(len(source()))
+    ds = make_pipeline(src, batch_size=8, seed=5, shard=(index, count), num_threads=0,
+                       prefetch_buffer_size=0)
+    batches = list(itertools.islice(ds, 6))
+    assert all(len(b["id"]) == 8 // count for b in batches)
+    if with_get_batch:
+      assert sorted(src.read) == sorted(np.concatenate([b["id"] for b in batches]).tolist())
+    parts.append(batches)
+  for k, full in enumerate(global_batches):
+    joined = np.concatenate([np.asarray(p[k]["id"]).reshape(-1) for p in parts])
+    np.testing.assert_array_equal(joined, np.asarray(full["id"]).reshape(-1))
+
+
+@pytest.mark.parametrize("shard", [(2, 2), (-1, 2), (0, 3), "ab", (0, 0)])
+def test_bad_shard_names_the_argument(shard):
+  with pytest.raises(ValueError, match="shard"):
+    make_pipeline(source(), batch_size=8, seed=0, shard=shard)

@@ -1,10 +1,11 @@
 """Tests of the MNIST-digit scene generator (``jaxvision.data.scenes``).
 
-The pools are synthetic (no download, no ``/work/shared``): solid blobs for the properties,
-and "ringed" digits whose ink levels are known exactly for the ground-truth tests: with a
-digit size of exactly 28 pixels the patch is pasted unresized, so the box (ink > 0.2), the
-mask (ink >= 0.5) and the painted pixels can be predicted to the pixel. One test reruns the
-properties on the real MNIST files when they are present (as ``tests/data/test_mnist.py``).
+The pools are synthetic (no download, no ``/work/shared``): soft-edged blobs (the experiment
+tests' ``blob_digits``) for the properties, and "ringed" digits whose ink levels are known
+exactly for the ground-truth tests: with a digit size of exactly 28 pixels the patch is pasted
+unresized, so the box (ink > 0.2), the mask (ink >= 0.5) and the painted pixels can be
+predicted to the pixel. One test reruns the properties on the real MNIST files when they are
+present (as ``tests/data/test_mnist.py``).
 """
 
 from __future__ import annotations
@@ -17,24 +18,13 @@ from PIL import Image
 
 from jaxvision.data import scenes
 from jaxvision.data.scenes import (CLASS_NAMES, SceneConfig, SceneSource, generate_scene,
-                                   generate_scenes, save_scene_preview)
+                                   generate_scenes)
+from jaxvision.viz import save_scene_preview
+from tests.experiments._data import blob_digits
 
 REAL_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
 
 _KEYS = ("image", "boxes", "classes", "num_boxes", "mask")
-
-
-def blob_pool(n: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """``n`` MNIST-like digits: a filled ellipse of random size and position, labels 0..9."""
-  rng = np.random.default_rng(seed)
-  yy, xx = np.mgrid[:28, :28]
-  images = np.zeros((n, 28, 28), np.uint8)
-  for i in range(n):
-    cy, cx = rng.uniform(10, 18, 2)
-    ry, rx = rng.uniform(4, 9), rng.uniform(3, 8)
-    inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
-    images[i][inside] = 255
-  return images, np.arange(n) % 10
 
 
 def _ringed_geometry(label: int) -> tuple[int, int, int, int]:
@@ -113,7 +103,7 @@ def check_scene(scene, config: SceneConfig):
     SceneConfig(image_size=(32, 48), num_digits=(2, 2), clutter=False, max_overlap=0.0),
 ], ids=["default", "crowded", "no_overlap"])
 def test_scene_invariants(config):
-  digits, labels = blob_pool()
+  digits, labels = blob_digits(40, seed=0)
   out = generate_scenes(digits, labels, 12, config=config, seed=3)
   assert set(out) == set(_KEYS)
   assert out["num_boxes"].shape == (12,) and out["num_boxes"].dtype == np.int32
@@ -124,7 +114,7 @@ def test_scene_invariants(config):
 
 
 def test_scene_of_one_digit_never_exceeds_the_requested_count():
-  digits, labels = blob_pool()
+  digits, labels = blob_digits(40, seed=0)
   config = SceneConfig(image_size=(48, 64), num_digits=(1, 1), max_boxes=4)
   out = generate_scenes(digits, labels, 6, config=config)
   assert (out["num_boxes"] == 1).all()
@@ -132,7 +122,7 @@ def test_scene_of_one_digit_never_exceeds_the_requested_count():
 
 
 def test_determinism_prefix_and_seeds():
-  digits, labels = blob_pool()
+  digits, labels = blob_digits(40, seed=0)
   config = SceneConfig(image_size=(32, 40), num_digits=(1, 4))
   a = generate_scenes(digits, labels, 5, config=config, seed=11)
   b = generate_scenes(digits, labels, 5, config=config, seed=11)
@@ -258,7 +248,7 @@ def test_scene_config_defaults_and_repr():
 
 
 def test_generate_scenes_validation():
-  digits, labels = blob_pool(5)
+  digits, labels = blob_digits(5, seed=0)
   with pytest.raises(ValueError, match="digits"):
     generate_scenes(digits.astype(np.float32), labels, 1)
   with pytest.raises(ValueError, match="digits"):
@@ -277,7 +267,7 @@ def test_generate_scenes_validation():
 
 
 def test_scene_source_with_a_digit_pool():
-  pool = blob_pool()
+  pool = blob_digits(40, seed=0)
   config = SceneConfig(image_size=(32, 48), num_digits=(1, 3))
   train = SceneSource("train", 6, config=config, seed=2, digits=pool)
   again = SceneSource("train", 4, config=config, seed=2, digits=pool)
@@ -315,28 +305,29 @@ def test_scene_source_on_real_mnist(monkeypatch):
 
 
 def test_save_scene_preview(tmp_path):
-  digits, labels = blob_pool()
+  # The drawing itself is tested in tests/test_viz.py; here: scenes go through it.
+  digits, labels = blob_digits(40, seed=0)
   config = SceneConfig(image_size=(32, 40))
   out = generate_scenes(digits, labels, 5, config=config)
   plain = tmp_path / "sub" / "plain.png"
-  save_scene_preview(plain, out["image"], out["boxes"], out["classes"], columns=2)
+  layout = save_scene_preview(plain, out["image"], out["boxes"], out["classes"], columns=2)
   with Image.open(plain) as img:
-    assert img.format == "PNG" and img.size == (2 * 42, 3 * 34)
+    assert img.format == "PNG" and img.size == layout.size
+  assert len(layout.origins) == 5 and len({x for x, _ in layout.origins}) == 2
   masked = tmp_path / "masked.png"
   scores = np.full(out["classes"].shape, 0.5, np.float32)
-  save_scene_preview(masked, out["image"], out["boxes"], out["classes"], scores=scores,
-                     masks=out["mask"])
+  layout = save_scene_preview(masked, out["image"], out["boxes"], out["classes"],
+                              scores=scores, masks=out["mask"])
   with Image.open(masked) as img:
-    assert img.size == (4 * 42, 2 * (2 * 32 + 2))  # the mask row doubles each tile's height
     grid = np.asarray(img.convert("RGB"))
-  # The first tile's mask half shows the class colours of its mask.
-  mask_half = grid[32:64, 0:40]
+  # The first tile's mask half (under the image) shows the class colours of its mask.
+  (x, y), s = layout.origins[0], int(layout.scales[0])
+  mask_half = grid[y + 32 * s:y + 64 * s:s, x:x + 40 * s:s]
   colours = scenes.class_colours(len(CLASS_NAMES))
   np.testing.assert_array_equal(mask_half, colours[out["mask"][0]])
   single = tmp_path / "single.png"
-  save_scene_preview(single, out["image"][0])  # one image, no boxes
-  with Image.open(single) as img:
-    assert img.size == (42, 34)
+  layout = save_scene_preview(single, out["image"][0])  # one image, no boxes
+  assert len(layout.origins) == 1
   with pytest.raises(ValueError, match="classes"):
     save_scene_preview(tmp_path / "x.png", out["image"], out["boxes"])
   with pytest.raises(ValueError, match="images"):
@@ -346,4 +337,4 @@ def test_save_scene_preview(tmp_path):
 def test_class_colours():
   c = scenes.class_colours(25)
   assert c.shape == (25, 3) and c.dtype == np.uint8
-  assert (c[0] == 0).all() and len({tuple(x) for x in c[:11]}) == 11
+  assert (c[0] == 0).all() and len({tuple(x) for x in c}) == 25

@@ -438,14 +438,14 @@ def test_iic_views_zero_strength_and_repeats():
   np.testing.assert_array_equal(np.asarray(T._as_batch(floats)), floats)
 
 
-def test_book_views():
+def test_rotate_or_crop_views():
   x = digits(4)
-  v1, v2 = jitted(T.book_views)(x, KEY)
+  v1, v2 = jitted(T.rotate_or_crop_views)(x, KEY)
   assert v1.shape == v2.shape == (4, 24, 24, 1)
   np.testing.assert_allclose(np.asarray(v1), x[:, 2:26, 2:26] / 255.0, rtol=1e-6)
   assert 0.0 <= float(v2.min()) and float(v2.max()) <= 1.0
   assert not np.allclose(v1, v2)
-  _, full = jitted(T.book_views, rotation_prob=0.0, crop_sizes=(28,))(x, KEY)
+  _, full = jitted(T.rotate_or_crop_views, rotation_prob=0.0, crop_sizes=(28,))(x, KEY)
   expected = np.stack([np_resize(im / 255.0, 24, 24) for im in x])
   np.testing.assert_allclose(np.asarray(full), expected, atol=1e-5)
 

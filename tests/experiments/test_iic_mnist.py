@@ -1,13 +1,26 @@
-"""One-step smoke tests of the IIC and MINE experiments on tiny data, resume included."""
+"""The IIC CLI end to end on tiny synthetic MNIST: train, resume, evaluate saved weights, the
+Python entry point the demo calls, and the shared flag vocabulary with its checks."""
 
+from __future__ import annotations
+
+import dataclasses
 import gzip
 import json
+import os
+import pathlib
 import struct
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from experiments import _common, iic_mnist, mine_gaussian
+from experiments import iic_mnist
+from jaxvision import experiment, weights
+from tests.experiments._data import check_help
+
+_SHARED_FLAGS = ("--train", "--evaluate", "--config", "--steps", "--batch-size", "--seed",
+                 "--data-dir", "--workdir", "--restore-weights", "--record", "--distributed",
+                 "--coordinator", "--num-processes", "--process-id", "--progress")
 
 
 def _write_idx(path, array, magic):
@@ -32,53 +45,152 @@ def tiny_mnist(tmp_path_factory):
   return str(root)
 
 
-def test_iic_tiny_run_writes_results_and_resumes(tiny_mnist, tmp_path):
-  record = tmp_path / "runs.json"
-  workdir = tmp_path / "work"
-  res = iic_mnist.run("tiny", data_dir=tiny_mnist, workdir=str(workdir), record=str(record),
-                      progress=False)
+def _mtime(path):
+  path = pathlib.Path(path)
+  return path.stat().st_mtime_ns if path.exists() else None
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_mnist):
+  """2 steps without --record, then the whole tiny config (4 steps) with --record."""
+  root = tmp_path_factory.mktemp("iic")
+  workdir, record = root / "work", root / "runs.json"
+  argv = ["--config", "tiny", "--data-dir", tiny_mnist, "--workdir", str(workdir),
+          "--no-progress"]
+  results_file = _mtime(iic_mnist.RESULTS_FILE)
+  cwd = os.getcwd()
+  os.chdir(root)
+  try:
+    first = iic_mnist.main(argv + ["--steps", "2"])
+  finally:
+    os.chdir(cwd)
+  # Without --record nothing is written outside the workdir.
+  assert sorted(os.listdir(root)) == ["work"]
+  assert _mtime(iic_mnist.RESULTS_FILE) == results_file
+  argv += ["--record", str(record)]
+  return first, iic_mnist.main(argv), argv, workdir, record
+
+
+def test_without_record_only_the_workdir_is_written(trained):
+  first, _, _, workdir, _ = trained
+  assert first["final_step"] == 2 and first["resumed_from_step"] is None
+  assert json.loads((workdir / "results.json").read_text())["final_step"] == 4  # the rerun's
+
+
+def _exit_message(capsys, argv) -> str:
+  with pytest.raises(SystemExit) as e:
+    iic_mnist.main(argv)
+  assert e.value.code == 2
+  return capsys.readouterr().err
+
+
+def test_train_writes_results_weights_png_and_record(trained):
+  _, results, _, workdir, record = trained
   cfg = iic_mnist.CONFIGS["tiny"]
-  assert res["final_step"] == cfg.num_steps
-  for key in ("command", "wall_seconds", "machine", "config", "test_accuracy",
-              "best_head_accuracy"):
-    assert key in res, key
-  assert 0.0 <= res["test_accuracy"] <= res["best_head_accuracy"] <= 1.0
+  assert results["mode"] == "train" and results["final_step"] == cfg.steps
+  assert results["resumed_from_step"] == 2
+  assert results["command"].startswith("python -m experiments.iic_mnist --config tiny")
+  for key in ("wall_seconds", "machine", "config_name", "lowest_loss_head", "nmi", "ari"):
+    assert key in results, key
+  assert 0.0 <= results["test_accuracy"] <= results["best_head_accuracy"] <= 1.0
+  assert len(results["head_accuracy"]) == cfg.num_heads
   on_disk = json.loads((workdir / "results.json").read_text())
-  assert on_disk["test_accuracy"] == res["test_accuracy"]
-  assert (workdir / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+  assert on_disk["test_accuracy"] == results["test_accuracy"]
+  with Image.open(workdir / "confusion.png") as im:
+    assert im.format == "PNG"
   runs = json.loads(record.read_text())["runs"]
-  assert len(runs) == 1 and runs[0]["config"] == "tiny"
-  assert len(runs[0]["head_accuracy"]) == cfg.num_heads
-  # Rerunning the same command resumes from the final checkpoint: nothing left to train,
-  # the same evaluation.
-  again = iic_mnist.run("tiny", data_dir=tiny_mnist, workdir=str(workdir), progress=False,
-                        record=str(record))
-  assert again["final_step"] == cfg.num_steps
-  assert again["test_accuracy"] == res["test_accuracy"]
-  assert again["wall_seconds"] >= res["wall_seconds"]  # adds up across invocations
+  assert len(runs) == 1 and runs[0]["config_name"] == "tiny"
+  assert runs[0]["test_accuracy"] == results["test_accuracy"]
+  assert runs[0]["experiment_config"]["steps"] == cfg.steps
+  # The weights describe themselves.
+  _, spec = weights.load_weights(workdir)
+  assert spec["experiment"] == "iic_mnist" and spec["config_name"] == "tiny"
+  assert spec["config"] == dataclasses.asdict(cfg)
+  assert spec["training"]["steps"] == cfg.steps
+
+
+def test_rerun_resumes_and_is_not_recorded_again(trained):
+  _, results, argv, workdir, record = trained
+  again = iic_mnist.main(argv)
+  assert again["final_step"] == results["final_step"]
+  assert again["test_accuracy"] == results["test_accuracy"]
+  assert again["wall_seconds"] >= results["wall_seconds"]  # adds up across invocations
   assert len(json.loads(record.read_text())["runs"]) == 1  # nothing trained: not recorded
 
 
-def test_iic_rejects_unknown_config(tiny_mnist, tmp_path):
+def test_evaluate_restored_weights(trained, tiny_mnist, tmp_path):
+  _, results, _, workdir, _ = trained
+  out = iic_mnist.main(["--evaluate", "--restore-weights", str(workdir), "--data-dir",
+                        tiny_mnist, "--workdir", str(tmp_path)])
+  assert out["mode"] == "evaluate" and out["config_name"] == "tiny"
+  assert out["test_accuracy"] == results["test_accuracy"]
+  assert out["head_accuracy"] == results["head_accuracy"]
+  assert json.loads((tmp_path / "results.json").read_text())["mode"] == "evaluate"
+  assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_refuses_flags_that_contradict_the_weights(trained, tiny_mnist, tmp_path,
+                                                            capsys):
+  _, _, _, workdir, _ = trained
+  base = ["--evaluate", "--restore-weights", str(workdir), "--data-dir", tiny_mnist,
+          "--workdir", str(tmp_path)]
+  assert "--config cpu" in _exit_message(capsys, base + ["--config", "cpu"])
+  assert "alpha" in _exit_message(capsys, base + ["--alpha", "5"])
+  assert "--steps" in _exit_message(capsys, base + ["--steps", "3"])
+  assert "--record" in _exit_message(capsys, base + ["--record", str(tmp_path / "r.json")])
+  assert "no weights.msgpack in the directory" in _exit_message(
+      capsys, ["--evaluate", "--data-dir", tiny_mnist, "--workdir", str(tmp_path)])
+
+
+def test_run_from_python_as_the_demo_calls_it(tiny_mnist, tmp_path, monkeypatch):
+  """``run(name, config=..., ...)`` with the config's ``steps`` field, no --record: nothing
+  is written outside the workdir (the repository's results file included)."""
+  monkeypatch.chdir(tmp_path)
+  before = _mtime(iic_mnist.RESULTS_FILE)
+  cfg = dataclasses.replace(iic_mnist.CONFIGS["tiny"], steps=2, checkpoint_every=0)
+  res = iic_mnist.run("tiny", config=cfg, data_dir=tiny_mnist, workdir=str(tmp_path / "w"),
+                      progress=False)
+  assert res["final_step"] == 2
+  for key in ("test_accuracy", "best_head_accuracy", "wall_seconds"):
+    assert isinstance(res[key], float), key
+  assert res["command"].startswith("python -m experiments.iic_mnist --config tiny")
+  assert sorted(os.listdir(tmp_path)) == ["w"]
+  assert _mtime(iic_mnist.RESULTS_FILE) == before
+
+
+def test_help_lists_every_shared_flag_with_its_default(capsys):
+  text, entries = check_help(capsys, iic_mnist.main, _SHARED_FLAGS + ("--alpha",))
+  assert "(default: 0)" in entries["--seed"]
+  assert "default: cpu" in entries["--config"]
+  assert "experiments/results/iic_mnist.json" in entries["--record"]
+  assert "--predict" not in entries and "--dataset" not in entries
+  assert "python -m experiments.iic_mnist --workdir" in text  # the docstring, as written
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--steps", "0"], "--steps"),
+    (["--batch-size", "-1"], "--batch-size"),
+    (["--alpha", "0"], "--alpha"),
+    (["--coordinator", "localhost:1234"], "--distributed"),
+])
+def test_bad_flags_exit_2_naming_the_flag(argv, flag, tmp_path, capsys, tiny_mnist):
+  err = _exit_message(capsys, ["--config", "tiny", "--data-dir", tiny_mnist, "--workdir",
+                               str(tmp_path / "w")] + argv)
+  assert flag in err
+  assert not (tmp_path / "w").exists()
+
+
+def test_workdir_is_required(capsys, tiny_mnist):
+  assert "--workdir" in _exit_message(capsys, ["--config", "tiny", "--data-dir", tiny_mnist])
+
+
+def test_run_rejects_unknown_config(tiny_mnist, tmp_path):
   with pytest.raises(ValueError, match="config"):
     iic_mnist.run("nope", data_dir=tiny_mnist, workdir=str(tmp_path))
-
-
-def test_mine_tiny_run(tmp_path):
-  record = tmp_path / "mine.json"
-  runs = mine_gaussian.run("tiny", workdir=str(tmp_path / "w"), rhos=(0.5,),
-                           record=str(record), progress=False)
-  (run,) = runs
-  assert run["rho"] == 0.5 and run["analytic"] == pytest.approx(0.143841, abs=1e-6)
-  assert np.isfinite(run["estimate"])
-  stored = json.loads(record.read_text())["runs"]
-  assert stored[0]["estimate"] == run["estimate"]
-  for key in ("command", "wall_seconds", "machine"):
-    assert key in stored[0]
 
 
 def test_append_run_rejects_foreign_files(tmp_path):
   path = tmp_path / "x.json"
   path.write_text(json.dumps({"not_runs": 1}))
   with pytest.raises(ValueError, match="runs"):
-    _common.append_run(path, {"a": 1})
+    experiment.append_run(path, {"a": 1})

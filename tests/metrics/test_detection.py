@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from jaxvision import metrics
-from jaxvision.metrics.detection import average_precision_voc, book_detection_metrics
-from jaxvision.metrics.detection import book_detection_summary, coco_map
+from jaxvision.metrics.detection import average_precision_voc, image_detection_metrics
+from jaxvision.metrics.detection import detection_summary, coco_map
 
 A = [0, 0, 10, 10]
 B = [20, 0, 30, 10]
@@ -44,8 +44,8 @@ def _perfect(gts, scores=None):
 
 
 def test_exported():
-  assert metrics.book_detection_metrics is book_detection_metrics
-  assert metrics.book_detection_summary is book_detection_summary
+  assert metrics.image_detection_metrics is image_detection_metrics
+  assert metrics.detection_summary is detection_summary
   assert metrics.average_precision_voc is average_precision_voc
   assert metrics.coco_map is coco_map
 
@@ -60,7 +60,7 @@ def test_book_hand_made_image():
   #              p1 = g1's box with class 2: IoU 1 with g1, wrong class: not a TP.
   #              p2 = [100, 100, 110, 110] (class 0): overlaps nothing; g2's best IoU is 0.
   # miou = (0.5 + 1 + 0) / 3 = 0.5; recall = 1 / 3; precision = 1 TP prediction / 3 = 1 / 3.
-  m = book_detection_metrics(
+  m = image_detection_metrics(
       [[0, 0, 10, 5], [20, 20, 30, 30], [100, 100, 110, 110]], [0, 2, 0],
       [A, [20, 20, 30, 30], FAR], [0, 1, 2])
   assert m["miou"] == pytest.approx(0.5)
@@ -72,14 +72,14 @@ def test_book_hand_made_image():
 def test_book_perfect_and_jax_inputs():
   boxes = jnp.array([A, B, FAR], jnp.float32)
   classes = jnp.array([0, 1, 1], jnp.int32)
-  m = book_detection_metrics(boxes, classes, np.asarray(boxes), np.asarray(classes))
+  m = image_detection_metrics(boxes, classes, np.asarray(boxes), np.asarray(classes))
   assert (m["miou"], m["precision"], m["recall"]) == (1.0, 1.0, 1.0)
 
 
 def test_book_one_prediction_best_for_two_gt_keeps_precision_at_most_one():
   # One wide prediction over two GT boxes of its class: IoU 100 / 200 = 0.5 with each.
   # Both GT boxes are TPs (recall 1), but only one prediction is right: precision 1, not 2.
-  m = book_detection_metrics([[0, 0, 20, 10]], [0], [A, [10, 0, 20, 10]], [0, 0])
+  m = image_detection_metrics([[0, 0, 20, 10]], [0], [A, [10, 0, 20, 10]], [0, 0])
   assert (m["miou"], m["precision"], m["recall"]) == (0.5, 1.0, 1.0)
   assert m["true_positives"] == 2
 
@@ -90,7 +90,7 @@ def test_book_one_prediction_best_for_two_gt_keeps_precision_at_most_one():
     ([], [A], (0.0, 0.0, 0.0)),  # only misses
 ])
 def test_book_defined_values_without_boxes(pred_boxes, gt_boxes, expected):
-  m = book_detection_metrics(pred_boxes, [0] * len(pred_boxes), gt_boxes,
+  m = image_detection_metrics(pred_boxes, [0] * len(pred_boxes), gt_boxes,
                              [0] * len(gt_boxes))
   assert (m["miou"], m["precision"], m["recall"]) == expected
 
@@ -104,7 +104,7 @@ def test_book_summary_averages_images():
       _image([], []),
   ]
   gts = [_image([A, [20, 20, 30, 30], FAR], [0, 1, 2]), _image([A], [3]), _image([B], [1])]
-  s = book_detection_summary(preds, gts)
+  s = detection_summary(preds, gts)
   assert s["miou"] == pytest.approx((0.5 + 1 + 0) / 3)
   assert s["precision"] == pytest.approx((1 / 3 + 1 + 0) / 3)
   assert s["recall"] == pytest.approx((1 / 3 + 1 + 0) / 3)
@@ -121,7 +121,7 @@ def test_perfect_predictions_score_one():
                                                                           2: 1.0}}
   c = coco_map(preds, gts, num_classes=3)
   assert (c["map"], c["map50"], c["map75"]) == (1.0, 1.0, 1.0)
-  assert book_detection_summary(preds, gts) == {"miou": 1.0, "precision": 1.0, "recall": 1.0}
+  assert detection_summary(preds, gts) == {"miou": 1.0, "precision": 1.0, "recall": 1.0}
 
 
 def test_wrong_class_scores_zero_and_classes_without_gt_are_left_out():
@@ -204,7 +204,7 @@ def test_empty_predictions_score_zero():
   assert average_precision_voc(preds, gts) == {"map": 0.0, "per_class": {0: 0.0, 1: 0.0}}
   c = coco_map(preds, gts)
   assert (c["map"], c["map50"], c["map75"]) == (0.0, 0.0, 0.0)
-  assert book_detection_summary(preds, gts) == {"miou": 0.0, "precision": 0.0, "recall": 0.0}
+  assert detection_summary(preds, gts) == {"miou": 0.0, "precision": 0.0, "recall": 0.0}
 
 
 def test_no_ground_truth_gives_nan_map():
@@ -274,11 +274,11 @@ def test_voc_threshold_checks():
 
 def test_book_argument_checks():
   with pytest.raises(ValueError, match="gt_classes"):
-    book_detection_metrics([A], [0], [A, B], [0])
+    image_detection_metrics([A], [0], [A, B], [0])
   with pytest.raises(ValueError, match="pred_classes"):
-    book_detection_metrics([A], [-1], [A], [0])
+    image_detection_metrics([A], [-1], [A], [0])
   with pytest.raises(ValueError, match="must hold at least one image"):
-    book_detection_summary([], [])
+    detection_summary([], [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,7 +350,7 @@ def test_properties(dataset, data):
   perfect = _perfect(gts)
   assert average_precision_voc(perfect, gts)["map"] == 1.0
   assert coco_map(perfect, gts)["map"] == 1.0
-  book = book_detection_summary(perfect, gts)
+  book = detection_summary(perfect, gts)
   assert book["miou"] == book["recall"] == 1.0
 
 

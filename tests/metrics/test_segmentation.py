@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jaxvision import metrics
-from jaxvision.metrics.segmentation import book_miou, book_segmentation_summary
+from jaxvision.metrics.segmentation import image_miou, segmentation_summary
 from jaxvision.metrics.segmentation import confusion_matrix
 from jaxvision.metrics.segmentation import segmentation_metrics_from_confusion
 
@@ -149,8 +149,8 @@ def test_perfect_prediction_scores_one():
   m = segmentation_metrics_from_confusion(cm)
   assert m["miou"] == 1.0 and m["pixel_accuracy"] == 1.0
   assert m["per_class_iou"] == [1.0, 1.0, 1.0, None, None, None]
-  assert book_miou(LABEL, LABEL, num_classes=6) == 1.0
-  assert book_segmentation_summary([LABEL, LABEL], [LABEL, LABEL], num_classes=6) == {
+  assert image_miou(LABEL, LABEL, num_classes=6) == 1.0
+  assert segmentation_summary([LABEL, LABEL], [LABEL, LABEL], num_classes=6) == {
       "miou": 1.0, "pixel_accuracy": 1.0}
 
 
@@ -163,27 +163,27 @@ def test_metrics_from_jax_confusion():
 # The book's per-image metrics.
 
 
-def test_book_miou_by_hand():
-  assert book_miou(LABEL, PRED, num_classes=4) == pytest.approx(BOOK_MIOU)
+def test_image_miou_by_hand():
+  assert image_miou(LABEL, PRED, num_classes=4) == pytest.approx(BOOK_MIOU)
   # More classes than used change nothing: only the ground truth's classes count.
-  assert book_miou(LABEL, PRED, num_classes=10) == pytest.approx(BOOK_MIOU)
+  assert image_miou(LABEL, PRED, num_classes=10) == pytest.approx(BOOK_MIOU)
   # Background counts: an image of background only, half predicted as class 1.
   label = np.zeros((4, 4), int)
   pred = np.zeros((4, 4), int)
   pred[:2] = 1
   # Class 0: 8 / 16 = 0.5; class 1 is only predicted and does not enter the mean.
-  assert book_miou(label, pred, num_classes=2) == 0.5
+  assert image_miou(label, pred, num_classes=2) == 0.5
 
 
-def test_book_miou_ignores_classes_only_predicted():
+def test_image_miou_ignores_classes_only_predicted():
   # The same image predicted two ways: the false positives in (3, 0) as class 3 (absent
   # from the ground truth) and as class 1 (present). They cost class 2 the same 1/5 either
   # way, but as class 1 they also lower IoU_1 -- as class 3 they are not counted at all.
   pred_1 = PRED.copy()
   pred_1[3, 0] = 1
   # IoU_1 = 4 / (4 + 6 - 4) = 4/6; IoU_0 = 0.75 and IoU_2 = 0.6 as before.
-  assert book_miou(LABEL, pred_1, num_classes=4) == pytest.approx((0.75 + 4 / 6 + 0.6) / 3)
-  assert book_miou(LABEL, PRED, num_classes=4) == pytest.approx((0.75 + 0.8 + 0.6) / 3)
+  assert image_miou(LABEL, pred_1, num_classes=4) == pytest.approx((0.75 + 4 / 6 + 0.6) / 3)
+  assert image_miou(LABEL, PRED, num_classes=4) == pytest.approx((0.75 + 0.8 + 0.6) / 3)
 
 
 def test_book_summary_by_hand():
@@ -198,20 +198,20 @@ def test_book_summary_by_hand():
   for labels, preds in [(np.stack([LABEL, label2]), np.stack([PRED, pred2])),
                         ([LABEL, label2], [PRED, pred2]),
                         (jnp.stack([LABEL, label2]), jnp.stack([PRED, pred2]))]:
-    got = book_segmentation_summary(labels, preds, num_classes=4)
+    got = segmentation_summary(labels, preds, num_classes=4)
     assert set(got) == {"miou", "pixel_accuracy"}
     assert got["miou"] == pytest.approx(want_miou)
     assert got["pixel_accuracy"] == pytest.approx(want_acc)
   # Images of different sizes are fine in a list; each image weighs the same.
-  got = book_segmentation_summary([LABEL, label2[:2, :2]], [PRED, pred2[:2, :2]],
+  got = segmentation_summary([LABEL, label2[:2, :2]], [PRED, pred2[:2, :2]],
                                   num_classes=4)
   assert got["miou"] == pytest.approx((BOOK_MIOU + 1.0) / 2)
   assert got["pixel_accuracy"] == pytest.approx((13 / 16 + 1.0) / 2)
 
 
 def test_exported_from_metrics():
-  for name in ("confusion_matrix", "segmentation_metrics_from_confusion", "book_miou",
-               "book_segmentation_summary"):
+  for name in ("confusion_matrix", "segmentation_metrics_from_confusion", "image_miou",
+               "segmentation_summary"):
     assert name in metrics.__all__ and hasattr(metrics, name)
 
 
@@ -255,16 +255,16 @@ def test_metrics_from_confusion_rejects_bad_input(cm, error):
 
 def test_book_metrics_reject_bad_input():
   with pytest.raises(ValueError, match="same shape"):
-    book_miou(LABEL, PRED[:3], num_classes=4)
+    image_miou(LABEL, PRED[:3], num_classes=4)
   with pytest.raises(ValueError, match=r"\[H, W\]"):
-    book_miou(LABEL[None], PRED[None], num_classes=4)
+    image_miou(LABEL[None], PRED[None], num_classes=4)
   with pytest.raises(ValueError, match="`label`.*found 4"):
-    book_miou(LABEL * 2, PRED, num_classes=4)
+    image_miou(LABEL * 2, PRED, num_classes=4)
   with pytest.raises(ValueError, match="`prediction`.*found 5"):
-    book_miou(LABEL, PRED + 2, num_classes=5)
+    image_miou(LABEL, PRED + 2, num_classes=5)
   with pytest.raises(ValueError, match="as many images"):
-    book_segmentation_summary([LABEL, LABEL], [PRED], num_classes=4)
+    segmentation_summary([LABEL, LABEL], [PRED], num_classes=4)
   with pytest.raises(ValueError, match="at least one image"):
-    book_segmentation_summary([], [], num_classes=4)
+    segmentation_summary([], [], num_classes=4)
   with pytest.raises(ValueError, match="same shape"):
-    book_segmentation_summary([LABEL], [PRED[:2]], num_classes=4)
+    segmentation_summary([LABEL], [PRED[:2]], num_classes=4)

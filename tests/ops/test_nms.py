@@ -637,6 +637,16 @@ class TestMulticlassNms:
     np.testing.assert_array_equal(s, np.array([0.9, 0.7, 0, 0], np.float32))
     np.testing.assert_array_equal(b, [boxes[0], boxes[1], [0] * 4, [0] * 4])
 
+  def test_score_threshold_defaults_to_minus_inf(self):
+    # As in TF's combined_non_max_suppression and in nms: every non-NaN score is a candidate
+    # (-inf itself never is, the comparison being strict).
+    boxes = np.array([[0, 0, 1, 1], [5, 5, 6, 6]], np.float32)
+    scores = np.array([[-0.5, 0.0], [np.nan, -np.inf]], np.float32)
+    kw = dict(iou_threshold=0.5, max_output_size_per_class=5, max_total_size=4)
+    out = multiclass_nms(boxes, scores, **kw)
+    assert int(out[3]) == 2 and out[2].tolist() == [1, 0, -1, -1]
+    _assert_multiclass(out, ref.multiclass_nms(boxes, scores, **kw), 4)
+
   def test_ties_lower_class_first_then_selection_order(self):
     boxes = np.array([[0, 0, 1, 1], [5, 5, 6, 6]], np.float32)
     scores = np.array([[0.25, 0.5], [0.5, 0.5]], np.float32)
@@ -784,6 +794,175 @@ class TestDetectionNms:
     probs = (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)).astype(np.float32)
     _check_detection(detection_nms(probs, boxes, soft=soft, max_output_size=2000), probs,
                      boxes, class_threshold=0.5, iou_threshold=0.2, soft=soft, k=2000)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ragged batches: `valid` keeps padding rows out of every op.
+
+
+_RAGGED_COUNTS = (0, 2, 5)  # real boxes per image, zero-padded to 6 rows
+
+
+def _ragged_hand_case():
+  """3 images with 0, 2 and 5 real boxes, padded to 6 rows with all-zero boxes of score 0."""
+  rng = np.random.default_rng(11)
+  b, n = len(_RAGGED_COUNTS), 6
+  boxes = np.zeros((b, n, 4), np.float32)
+  scores = np.zeros((b, n), np.float32)
+  class_scores = np.zeros((b, n, 3), np.float32)
+  class_ids = np.zeros((b, n), np.int32)
+  for i, count in enumerate(_RAGGED_COUNTS):
+    boxes[i, :count] = _make_boxes(rng, count, "clustered", 0.0, "none")
+    scores[i, :count] = rng.integers(1, 8, count) / 8
+    class_scores[i, :count] = rng.integers(0, 8, (count, 3)) / 8
+    class_ids[i, :count] = rng.integers(0, 2, count)
+  valid = np.arange(n) < np.asarray(_RAGGED_COUNTS)[:, None]
+  return boxes, scores, class_scores, class_ids, valid
+
+
+# name -> fn(boxes, scores, class_scores, class_ids, **kwargs); soft-NMS with threshold 0, so
+# that score-0 padding would be a candidate for every op without `valid`.
+_RAGGED_OPS = {
+    "nms": lambda b, s, cs, c, **kw: nms(b, s, iou_threshold=0.5, max_output_size=4, **kw),
+    "batched_nms": lambda b, s, cs, c, **kw: batched_nms(b, s, c, iou_threshold=0.5,
+                                                         max_output_size=4, **kw),
+    "soft_nms": lambda b, s, cs, c, **kw: soft_nms(b, s, score_threshold=0.0,
+                                                   max_output_size=4, **kw),
+    "multiclass_nms": lambda b, s, cs, c, **kw: multiclass_nms(
+        b, cs, iou_threshold=0.5, max_output_size_per_class=2, max_total_size=5, **kw),
+}
+
+
+def _scatter_ragged(images, size, class_ids, class_scores):
+  """Puts each image's rows at random positions among ``size`` rows and fills the others with
+  padding that would win if it were ever a candidate: boxes overlapping the real ones (some
+  all-zero), scores up to 2 (real ones are below 1), random class ids.
+
+  Returns ``boxes, scores, class_scores, class_ids, valid`` stacked over the images, and
+  ``own [B, size]``: the image's own index of each real row (-1 for padding).
+  """
+  out = {k: [] for k in ("boxes", "scores", "class_scores", "class_ids", "valid", "own")}
+  for p, ids, cs in zip(images, class_ids, class_scores):
+    rng = p.rng(7)
+    pos = np.sort(rng.choice(size, p.n, replace=False))
+    boxes = _make_boxes(rng, size, "clustered", 0.0, "none")
+    boxes[rng.random(size) < 0.3] = 0.0
+    scores = rng.uniform(0.0, 2.0, size).astype(np.float32)
+    c_scores = rng.uniform(0.0, 2.0, (size, cs.shape[1])).astype(np.float32)
+    c_ids = rng.integers(0, 3, size).astype(np.int32)
+    own = np.full(size, -1, np.int32)
+    boxes[pos], scores[pos], c_scores[pos], c_ids[pos] = p.boxes, p.scores, cs, ids
+    own[pos] = np.arange(p.n)
+    for k, v in zip(out, (boxes, scores, c_scores, c_ids, own >= 0, own)):
+      out[k].append(v)
+  return tuple(np.stack(v) for v in out.values())
+
+
+def _own_indices(indices, own):
+  """Indices into the padded rows -> the image's own indices; every one must be a real row."""
+  indices = np.asarray(indices)
+  kept = indices[indices >= 0]
+  assert (own[kept] >= 0).all(), f"padding rows selected: {kept[own[kept] < 0].tolist()}"
+  return np.where(indices >= 0, own[np.maximum(indices, 0)], -1).astype(np.int32)
+
+
+class TestRaggedBatches:
+
+  @pytest.mark.parametrize("implementation", ["xla", "pallas"])
+  @pytest.mark.parametrize("op", sorted(_RAGGED_OPS))
+  def test_each_image_equals_its_unpadded_call(self, op, implementation):
+    boxes, scores, class_scores, class_ids, valid = _ragged_hand_case()
+    fn = functools.partial(_RAGGED_OPS[op], implementation=implementation)
+    out = fn(boxes, scores, class_scores, class_ids, valid=valid)
+    for b, count in enumerate(_RAGGED_COUNTS):
+      one = fn(boxes[b, :count], scores[b, :count], class_scores[b, :count],
+               class_ids[b, :count])
+      assert len(out) == len(one)
+      for got, want in zip(out, one):
+        got, want = np.asarray(got)[b], np.asarray(want)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+  def test_padding_is_selected_without_valid(self):
+    # Why `valid` exists: with the torchvision default score_threshold=-inf, all-zero padding
+    # rows (score 0, area 0, so they suppress nothing) are candidates like any other box.
+    boxes, scores, _, _, valid = _ragged_hand_case()
+    _, num_valid = nms(boxes, scores, iou_threshold=0.5, max_output_size=4)
+    assert int(num_valid[0]) == 4  # image 0 has no real box
+    indices, num_valid = nms(boxes, scores, iou_threshold=0.5, max_output_size=4, valid=valid)
+    assert int(num_valid[0]) == 0 and (np.asarray(indices[0]) == -1).all()
+    # bfloat16 inputs (computed in float32) mask the same way.
+    low = nms(jnp.asarray(boxes, jnp.bfloat16), jnp.asarray(scores, jnp.bfloat16),
+              iou_threshold=0.5, max_output_size=4, valid=valid)
+    np.testing.assert_array_equal(low[0], indices)
+    np.testing.assert_array_equal(low[1], num_valid)
+
+  # Few examples: each compiles the four ops eagerly and jitted for its bucket size.
+  @settings(max_examples=5, deadline=None)
+  @given(st.lists(problems(max_n=63), min_size=4, max_size=4), st.sampled_from(_IOU_THRESHOLDS))
+  def test_matches_per_image_oracle(self, images, thr):
+    # Real rows scattered among padding that would win; eager on [2, 2, S] (leading batch
+    # dims), jitted and vmapped on [4, S]; each image against the oracle on its real rows.
+    size = _bucket(max(p.n for p in images) + 1)  # at least one padding row
+    ids = [p.rng(1).integers(0, 3, p.n).astype(np.int32) for p in images]
+    cs = [_multiclass_scores(p, 3) for p in images]
+    boxes, scores, class_scores, class_ids, valid, own = _scatter_ragged(images, size, ids, cs)
+    grid = lambda x: x.reshape((2, 2) + x.shape[1:])
+
+    def run(fn, *args, **kw):
+      eager = fn(*(grid(a) for a in args), valid=grid(valid), **kw)
+      jitted = _jitted(fn, **kw)(*args, valid=valid)
+      for e, j in zip(eager, jitted):
+        assert e.shape[:2] == (2, 2)
+        np.testing.assert_array_equal(np.asarray(e).reshape(j.shape), j)
+      return jitted
+
+    kw = dict(iou_threshold=thr, max_output_size=40)
+    indices, num_valid = run(nms, boxes, scores, **kw)
+    mapped = jax.vmap(functools.partial(nms, **kw))(boxes, scores, valid=valid)
+    np.testing.assert_array_equal(mapped[0], indices)
+    for b, p in enumerate(images):
+      _assert_indices(_own_indices(indices[b], own[b]), num_valid[b],
+                      ref.nms(p.boxes, p.scores, **kw), 40)
+
+    indices, num_valid = run(batched_nms, boxes, scores, class_ids, **kw)
+    for b, (p, c) in enumerate(zip(images, ids)):
+      _assert_indices(_own_indices(indices[b], own[b]), num_valid[b],
+                      ref.batched_nms(p.boxes, p.scores, c, **kw), 40)
+
+    indices, sel, num_valid = run(soft_nms, boxes, scores, max_output_size=40)
+    for b, p in enumerate(images):
+      expected = ref.soft_nms(p.boxes, p.scores, max_output_size=40)
+      event(_assert_soft_matches(
+          _own_indices(indices[b], own[b]), sel[b], num_valid[b], *expected, k=40,
+          boxes=p.boxes, init_scores=p.scores, replay={}, score_threshold=0.001))
+
+    kw = dict(iou_threshold=thr, max_output_size_per_class=5, max_total_size=12)
+    out = run(multiclass_nms, boxes, class_scores, **kw)  # default score_threshold: -inf
+    for b, (p, c) in enumerate(zip(images, cs)):
+      _assert_multiclass([x[b] for x in out], ref.multiclass_nms(p.boxes, c, **kw), 12)
+
+
+_VALID_CALLS = {
+    "nms": lambda v: nms(_B4, _S2, iou_threshold=0.5, max_output_size=2, valid=v),
+    "batched_nms": lambda v: batched_nms(_B4, _S2, np.zeros((2,), np.int32), iou_threshold=0.5,
+                                         max_output_size=2, valid=v),
+    "soft_nms": lambda v: soft_nms(_B4, _S2, max_output_size=2, valid=v),
+    "multiclass_nms": lambda v: multiclass_nms(_B4, _P2, iou_threshold=0.5,
+                                               max_output_size_per_class=2, max_total_size=2,
+                                               valid=v),
+}
+
+
+@pytest.mark.parametrize("op", sorted(_VALID_CALLS))
+def test_bad_valid_names_the_argument(op):
+  call = _VALID_CALLS[op]
+  for shape in [(3,), (1, 2), (), (2, 1)]:  # boxes are [2, 4]: valid must be exactly [2]
+    with pytest.raises(ValueError, match="`valid`"):
+      call(np.ones(shape, bool))
+  with pytest.raises(TypeError, match="`valid`"):
+    call(np.ones((2,), np.int32))
+  call(np.array([True, False]))  # the right shape and dtype is accepted
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The XLA:CPU workaround for jaxlib 0.10.x (see jaxvision/_workarounds.py)."""
+"""The XLA:CPU workaround for jaxlib 0.10.x (see jaxvision/compat.py)."""
 
 import os
 import subprocess
@@ -7,13 +7,13 @@ import textwrap
 
 import pytest
 
-from jaxvision import _workarounds
+from jaxvision import compat
 
 # Gradient of an IIC-style loss on five stacked softmax heads: segfaults in a YNNPACK fusion
 # on jaxlib 0.10.2's XLA:CPU unless compiled with jaxvision's compiler options.
 REPRODUCER = textwrap.dedent("""
     import jax, jax.numpy as jnp
-    from jaxvision import _workarounds
+    from jaxvision import compat
     H, B, D, C = 5, 1536, 128, 50
     feat = jax.random.normal(jax.random.key(0), (B, D))
     w = jax.random.normal(jax.random.key(1), (H, D, C)) * 0.01
@@ -21,7 +21,7 @@ REPRODUCER = textwrap.dedent("""
     def loss(w):
       z = jax.nn.softmax(jnp.einsum("bd,hdc->hbc", feat, w))
       return jnp.sum(gg * jnp.einsum("hbi,hbj->hij", z[:, :B // 2], z[:, B // 2:]))
-    step = jax.jit(jax.grad(loss), compiler_options=_workarounds.compiler_options())
+    step = jax.jit(jax.grad(loss), compiler_options=compat.compiler_options())
     print(float(jnp.sum(step(w))))
 """)
 
@@ -42,5 +42,5 @@ def test_training_graph_that_crashed_xla_cpu_compiles_and_runs():
     ((), "cpu", None),
 ])
 def test_compiler_options_only_where_needed(monkeypatch, version, backend, expect):
-  monkeypatch.setattr(_workarounds, "_jaxlib_version", lambda: version)
-  assert _workarounds.compiler_options(backend) == expect
+  monkeypatch.setattr(compat, "_jaxlib_version", lambda: version)
+  assert compat.compiler_options(backend) == expect

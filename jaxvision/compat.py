@@ -1,17 +1,19 @@
-"""Workarounds for bugs in the JAX/XLA releases jaxvision supports.
+"""Compatibility with the JAX/XLA releases jaxvision supports: workarounds for their bugs.
 
 XLA:CPU in jaxlib 0.10.x lowers some reductions in training graphs to YNNPACK fusions whose
 fp32 dot kernel (``ynn::dot_fp32_1x64x1_1x16x1_avx512``) segfaults. A reproducer small
 enough to report: the gradient of an IIC-style loss on five stacked softmax heads,
-``einsum("bd,hdc->hbc")`` with ``B = 1536, C = 50`` (``tests/test_workarounds.py``).
+``einsum("bd,hdc->hbc")`` with ``B = 1536, C = 50`` (``tests/test_compat.py``).
 Compiling that graph with the XLA option ``xla_cpu_experimental_ynn_fusion_type=""`` (no YNN
 fusions) avoids it.
 
-The option is applied per compilation, not process-wide: YNN's reduce fusions are what make
-jaxvision's NMS loops fast on CPU (turning them off for the whole process made ``nms`` and
-``multiclass_nms`` about 1.5-2x slower in ``benchmarks/``). ``jaxvision.train`` compiles its
-training step with :func:`compiler_options`; pass the same to ``jax.jit(...,
-compiler_options=...)`` for training steps of your own that crash on jaxlib 0.10.x CPU.
+The option is applied per compilation, not process-wide, because YNN's reduce fusions make
+jaxvision's NMS loops faster on CPU (``experiments/results/measurements.md``).
+``jaxvision.train`` compiles its training step with :func:`compiler_options`; pass the same
+to ``jax.jit(..., compiler_options=...)`` for training steps of your own that crash on
+jaxlib 0.10.x CPU::
+
+  step = jax.jit(train_step, compiler_options=jaxvision.compat.compiler_options())
 """
 
 from __future__ import annotations

@@ -1,0 +1,458 @@
+"""Trained detectors and segmenters as objects: load, run on any images, evaluate, save.
+
+    from jaxvision.inference import Detector, Segmenter
+
+    detector = Detector.load("experiments/results/ssd_cpu_weights.msgpack")
+    boxes, scores, classes, num_valid = detector(image)     # uint8 [H, W, 3], any H x W
+    detector.class_names[int(classes[0])]
+
+    segmenter = Segmenter.load("experiments/results/fcn_cpu_weights.msgpack")
+    mask = segmenter(image)                                 # int32 [H, W] class ids
+
+A weights file (:mod:`jaxvision.weights`) holds the variables and a spec: which model of
+:mod:`jaxvision.models`, its input size, class names and, for a detector, anchors, offset
+variances and post-processing. Images are ``uint8`` in ``[0, 255]`` or floating in ``[0,
+1]``, ``[H, W, 3]`` or ``[B, H, W, 3]``, or a list of images of different sizes; each is
+resized (bilinear) to the model's input and the outputs are mapped back to its own pixels.
+Every call is one jitted computation per input shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxvision import metrics, models, weights
+from jaxvision.models import ssd as ssd_lib
+
+__all__ = ["Detections", "DetectorSpec", "Detector", "SegmenterSpec", "Segmenter",
+           "build_model", "batches", "evaluate_detector", "evaluate_segmenter",
+           "ground_truth_lists"]
+
+
+def build_model(name: str, num_classes: int):
+  """The flax module ``jaxvision.models.<name>(num_classes=num_classes)``."""
+  factory = getattr(models, str(name), None) if str(name) in models.__all__ else None
+  if factory is None:
+    raise ValueError(f"unknown model {name!r}: not a name in jaxvision.models.")
+  return factory(num_classes=int(num_classes))
+
+
+def _pair(value, name) -> tuple[int, int]:
+  try:
+    h, w = (int(v) for v in value)
+  except (TypeError, ValueError):
+    raise ValueError(f"`{name}` must be (height, width), got {value!r}.") from None
+  if h < 1 or w < 1:
+    raise ValueError(f"`{name}` must be positive, got {value!r}.")
+  return h, w
+
+
+def _class_names(names, num_classes: int) -> tuple[str, ...]:
+  if names is None:
+    return ("background",) + tuple(str(i) for i in range(1, num_classes))
+  names = tuple(str(n) for n in names)
+  if len(names) != num_classes:
+    raise ValueError(f"`class_names` has {len(names)} names for {num_classes} classes.")
+  return names
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorSpec:
+  """What rebuilds a single-shot detector from its weights.
+
+  Attributes:
+    model: a detector name in :mod:`jaxvision.models` (``"SSDSmall"``, ...).
+    num_classes: classes including the background (0).
+    image_size: the model's input ``(height, width)``.
+    class_names: one per class, index 0 the background.
+    anchor_sizes: per pyramid level ``(s1, s2)`` as fractions of the image side (None:
+      :func:`jaxvision.ops.ssd_anchors`' default).
+    aspect_ratios: of the ``s1`` anchors.
+    variances: offset normalisation (None: raw pixel offsets).
+    nms: ``"class_agnostic"`` (the book's) or ``"per_class"``
+      (see :func:`jaxvision.models.ssd.postprocess`).
+    soft_nms: Gaussian soft-NMS in the class-agnostic mode.
+    score_threshold: detections need at least this class probability.
+    nms_iou: suppression IoU.
+    max_detections: output slots per image.
+    training: free-form record of how the weights were trained (JSON).
+  """
+
+  model: str
+  num_classes: int
+  image_size: tuple[int, int]
+  class_names: tuple[str, ...] | None = None
+  anchor_sizes: tuple[tuple[float, float], ...] | None = None
+  aspect_ratios: tuple[float, ...] = (1.0, 2.0, 0.5)
+  variances: tuple[float, float] | None = (0.1, 0.2)
+  nms: str = "class_agnostic"
+  soft_nms: bool = False
+  score_threshold: float = 0.5
+  nms_iou: float = 0.2
+  max_detections: int = 32
+  training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+    set_("image_size", _pair(self.image_size, "image_size"))
+    set_("num_classes", int(self.num_classes))
+    set_("class_names", _class_names(self.class_names, self.num_classes))
+    if self.anchor_sizes is not None:
+      set_("anchor_sizes", tuple(tuple(float(v) for v in p) for p in self.anchor_sizes))
+    set_("aspect_ratios", tuple(float(v) for v in self.aspect_ratios))
+    if self.variances is not None:
+      set_("variances", tuple(float(v) for v in self.variances))
+    if self.nms not in ssd_lib.NMS_MODES:
+      raise ValueError(f"`nms` must be one of {ssd_lib.NMS_MODES}, got {self.nms!r}.")
+    for name in ("score_threshold", "nms_iou"):
+      v = float(getattr(self, name))
+      if not 0.0 <= v <= 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1], got {v}.")
+      set_(name, v)
+    if int(self.max_detections) < 1:
+      raise ValueError(f"`max_detections` must be >= 1, got {self.max_detections}.")
+    set_("max_detections", int(self.max_detections))
+    set_("training", dict(self.training))
+
+  def to_dict(self) -> dict[str, Any]:
+    return {"kind": "detector", **dataclasses.asdict(self)}
+
+  @classmethod
+  def from_dict(cls, d: Mapping[str, Any]) -> "DetectorSpec":
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmenterSpec:
+  """What rebuilds a segmentation network from its weights (see :class:`DetectorSpec`)."""
+
+  model: str
+  num_classes: int
+  image_size: tuple[int, int]
+  class_names: tuple[str, ...] | None = None
+  training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    object.__setattr__(self, "image_size", _pair(self.image_size, "image_size"))
+    object.__setattr__(self, "num_classes", int(self.num_classes))
+    object.__setattr__(self, "class_names", _class_names(self.class_names, self.num_classes))
+    object.__setattr__(self, "training", dict(self.training))
+
+  def to_dict(self) -> dict[str, Any]:
+    return {"kind": "segmenter", **dataclasses.asdict(self)}
+
+  from_dict = classmethod(DetectorSpec.from_dict.__func__)
+
+
+class Detections(NamedTuple):
+  """Padded detections: ``boxes [..., K, 4]`` xyxy in the input image's pixels,
+  ``scores [..., K]``, ``classes [..., K]`` int32 (-1 on padding rows), ``num_valid [...]``."""
+
+  boxes: jax.Array
+  scores: jax.Array
+  classes: jax.Array
+  num_valid: jax.Array
+
+
+def _to_float(images: jax.Array) -> jax.Array:
+  if images.dtype == jnp.uint8:
+    return images.astype(jnp.float32) / 255.0
+  return images.astype(jnp.float32)
+
+
+def _resize(images: jax.Array, size: tuple[int, int]) -> jax.Array:
+  if tuple(images.shape[1:3]) == tuple(size):
+    return images
+  return jax.image.resize(images, (images.shape[0], *size, images.shape[-1]), "linear",
+                          antialias=True)
+
+
+def _check_images(images: Any, name: str = "images") -> tuple[list[np.ndarray] | jax.Array, bool]:
+  """``(batch or list of [H, W, 3] images, single)``."""
+  if isinstance(images, (list, tuple)):
+    if not images:
+      raise ValueError(f"`{name}` is an empty list.")
+    items = [_check_images(im, name)[0] for im in images]
+    if any(i.shape[0] != 1 for i in items):
+      raise ValueError(f"`{name}`: a list must hold single [H, W, 3] images.")
+    shapes = {tuple(i.shape) for i in items}
+    if len(shapes) == 1:
+      return jnp.concatenate(items), False
+    return [i for i in items], False
+  arr = images if isinstance(images, jax.Array) else np.asarray(images)
+  if arr.dtype == object or not (arr.dtype == np.uint8 or jnp.issubdtype(arr.dtype,
+                                                                         jnp.floating)):
+    raise TypeError(f"`{name}` must be uint8 or floating images, got dtype {arr.dtype}.")
+  if arr.ndim == 3:
+    arr, single = arr[None], True
+  elif arr.ndim == 4:
+    single = False
+  else:
+    raise ValueError(f"`{name}` must be [H, W, 3] or [B, H, W, 3], got shape {arr.shape}.")
+  if arr.shape[-1] != 3 or arr.shape[1] < 1 or arr.shape[2] < 1:
+    raise ValueError(f"`{name}` must be [H, W, 3] or [B, H, W, 3] RGB images, got shape "
+                     f"{arr.shape}.")
+  return jnp.asarray(arr), single
+
+
+class _Predictor:
+  """What :class:`Detector` and :class:`Segmenter` share: weights, model, jitted calls."""
+
+  _SPEC: type = DetectorSpec
+  _KIND = ""
+
+  def __init__(self, spec, variables: Mapping[str, Any]):
+    if not isinstance(spec, self._SPEC):
+      raise TypeError(f"`spec` must be a {self._SPEC.__name__}, got {type(spec).__name__}.")
+    self.spec = spec
+    self.model = build_model(spec.model, spec.num_classes)
+    expected = jax.eval_shape(self._init, jax.random.key(0))
+    variables = {k: v for k, v in dict(variables).items() if k in expected}
+    self.variables = jax.tree.map(jnp.asarray, weights.check_variables(
+        variables, expected, source="`variables`", model=spec.model))
+    self._jitted: dict[Any, Any] = {}
+
+  def _init(self, rng):
+    x = jnp.zeros((1, *self.spec.image_size, 3), jnp.float32)
+    return dict(self.model.init(rng, x, train=False))
+
+  @property
+  def class_names(self) -> tuple[str, ...]:
+    return self.spec.class_names
+
+  @property
+  def image_size(self) -> tuple[int, int]:
+    return self.spec.image_size
+
+  def save(self, path: str | os.PathLike):
+    """Writes the weights and the spec to one file (:func:`jaxvision.weights.save_weights`)."""
+    return weights.save_weights(path, self.variables, self.spec.to_dict())
+
+  @classmethod
+  def load(cls, path: str | os.PathLike):
+    """Rebuilds the model from a weights file (or a workdir holding ``weights.msgpack``).
+
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: not a weights file, a file of another kind of model (the message names
+        the model it holds), or variables that do not fit the model.
+    """
+    variables, spec = weights.load_weights(path)
+    kind = spec.get("kind")
+    if kind != cls._KIND:
+      raise ValueError(f"{str(path)!r} holds a {kind or 'model'} ({spec.get('model')}), not "
+                       f"a {cls._KIND}; load it with "
+                       f"{'Segmenter' if kind == 'segmenter' else 'Detector'}.load.")
+    spec = cls._SPEC.from_dict(spec)
+    self = cls.__new__(cls)
+    self.spec = spec
+    self.model = build_model(spec.model, spec.num_classes)
+    expected = jax.eval_shape(self._init, jax.random.key(0))
+    self.variables = jax.tree.map(jnp.asarray, weights.check_variables(
+        variables, expected, source=repr(str(path)), model=spec.model))
+    self._jitted = {}
+    return self
+
+  def __repr__(self) -> str:
+    return (f"{type(self).__name__}({self.spec.model}, {self.spec.num_classes} classes, "
+            f"input {self.spec.image_size[0]}x{self.spec.image_size[1]})")
+
+
+class Detector(_Predictor):
+  """An SSD-style detector with its anchors and post-processing (see the module notes).
+
+  ``detector(images)`` returns :class:`Detections`; ``score_threshold=`` overrides the
+  spec's (e.g. 0.05 for a complete precision-recall curve).
+  """
+
+  _SPEC = DetectorSpec
+  _KIND = "detector"
+
+  @property
+  def anchors(self) -> jax.Array:
+    if "anchors" not in self.__dict__:
+      self.__dict__["anchors"] = ssd_lib.make_anchors(
+          self.model, self.spec.image_size, sizes=self.spec.anchor_sizes,
+          aspect_ratios=self.spec.aspect_ratios)
+    return self.__dict__["anchors"]
+
+  def _fn(self, score_threshold: float):
+    key = float(score_threshold)
+    if key not in self._jitted:
+      spec, model, anchors = self.spec, self.model, self.anchors
+
+      def run(variables, images):
+        in_h, in_w = images.shape[1:3]
+        x = _resize(_to_float(images), spec.image_size)
+        out = model.apply(variables, x, train=False)
+        boxes, scores, classes, count = ssd_lib.postprocess(
+            out["classes"], out["offsets"], anchors, variances=spec.variances,
+            score_threshold=key, nms_iou=spec.nms_iou, max_detections=spec.max_detections,
+            nms=spec.nms, soft_nms=spec.soft_nms)
+        scale = jnp.array([in_w / spec.image_size[1], in_h / spec.image_size[0]] * 2,
+                          jnp.float32)
+        return Detections(boxes * scale, scores, classes.astype(jnp.int32),
+                          count.astype(jnp.int32))
+
+      self._jitted[key] = jax.jit(run)
+    return self._jitted[key]
+
+  def __call__(self, images: Any, *, score_threshold: float | None = None) -> Detections:
+    """Detections for ``[H, W, 3]``, ``[B, H, W, 3]`` or a list of images (any sizes)."""
+    threshold = self.spec.score_threshold if score_threshold is None else float(
+        score_threshold)
+    if not 0.0 <= threshold <= 1.0:
+      raise ValueError(f"`score_threshold` must be in [0, 1], got {score_threshold!r}.")
+    batch, single = _check_images(images)
+    fn = self._fn(threshold)
+    if isinstance(batch, list):
+      parts = [fn(self.variables, im) for im in batch]
+      return Detections(*(jnp.concatenate(p) for p in zip(*parts)))
+    out = fn(self.variables, batch)
+    return Detections(*(a[0] for a in out)) if single else out
+
+  def detect(self, images: Any, *, batch_size: int = 8,
+             score_threshold: float | None = None) -> list[dict[str, np.ndarray]]:
+    """Per-image ``{"boxes", "scores", "classes"}`` NumPy arrays (only the valid rows), in
+    jitted batches of ``batch_size`` (the last one padded, so one compilation)."""
+    out = []
+    for chunk, n in batches(images, batch_size):
+      det = jax.device_get(self(chunk, score_threshold=score_threshold))
+      for i in range(n):
+        k = int(det.num_valid[i])
+        out.append({"boxes": det.boxes[i, :k], "scores": det.scores[i, :k],
+                    "classes": det.classes[i, :k]})
+    return out
+
+
+class Segmenter(_Predictor):
+  """A semantic segmentation network; ``segmenter(images)`` gives int32 class masks at the
+  input's size (logits resized bilinearly before the arg-max)."""
+
+  _SPEC = SegmenterSpec
+  _KIND = "segmenter"
+
+  def _fn(self):
+    if None not in self._jitted:
+      spec, model = self.spec, self.model
+
+      def run(variables, images):
+        in_hw = images.shape[1:3]
+        logits = model.apply(variables, _resize(_to_float(images), spec.image_size),
+                             train=False)
+        logits = _resize(logits.astype(jnp.float32), tuple(in_hw))
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+      self._jitted[None] = jax.jit(run)
+    return self._jitted[None]
+
+  def __call__(self, images: Any) -> jax.Array | list[jax.Array]:
+    """``[H, W]`` for one image, ``[B, H, W]`` for a batch, a list for a list of sizes."""
+    batch, single = _check_images(images)
+    fn = self._fn()
+    if isinstance(batch, list):
+      return [fn(self.variables, im)[0] for im in batch]
+    out = fn(self.variables, batch)
+    return out[0] if single else out
+
+  def segment(self, images: Any, *, batch_size: int = 8) -> np.ndarray:
+    """``[N, H, W]`` masks of same-size images in jitted batches (the last one padded)."""
+    return np.concatenate([np.asarray(self(chunk))[:n] for chunk, n in batches(images,
+                                                                               batch_size)])
+
+
+def batches(images: Any, batch_size: int) -> Iterator[tuple[np.ndarray, int]]:
+  """``(batch [batch_size, ...], real rows)`` over ``images`` (an array, or a sequence of
+  equally sized images); the last batch is padded with zeros to ``batch_size``."""
+  if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+  n = len(images)
+  for i in range(0, n, batch_size):
+    chunk = np.asarray(images[i:i + batch_size])
+    k = len(chunk)
+    if k < batch_size:
+      chunk = np.concatenate([chunk, np.zeros((batch_size - k,) + chunk.shape[1:],
+                                              chunk.dtype)])
+    yield chunk, k
+
+
+def _records(source: Any, keys: Sequence[str], batch_size: int
+             ) -> Iterator[dict[str, np.ndarray]]:
+  """Consecutive batches of ``keys`` of a dict of arrays or a random-access source."""
+  if isinstance(source, Mapping):
+    n = len(source[keys[0]])
+    for i in range(0, n, batch_size):
+      yield {k: np.asarray(source[k][i:i + batch_size]) for k in keys}
+    return
+  arrays = getattr(source, "arrays", None)
+  if isinstance(arrays, Mapping):
+    yield from _records(arrays, keys, batch_size)
+    return
+  n = len(source)
+  for i in range(0, n, batch_size):
+    recs = [source[j] for j in range(i, min(i + batch_size, n))]
+    yield {k: np.stack([np.asarray(r[k]) for r in recs]) for k in keys}
+
+
+def ground_truth_lists(arrays: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+  """Per-image ``{"boxes", "classes"}`` from padded ``{"boxes", "classes", "num_boxes"}``."""
+  return [{"boxes": np.asarray(arrays["boxes"][i, :n]),
+           "classes": np.asarray(arrays["classes"][i, :n])}
+          for i, n in enumerate(np.asarray(arrays["num_boxes"]))]
+
+
+def evaluate_detector(detector: Detector, data: Any, *, batch_size: int = 8,
+                      map_score_threshold: float = 0.05) -> dict[str, Any]:
+  """The detection numbers of ``detector`` on a data set.
+
+  ``data``: a dict of padded arrays ``{"image", "boxes", "classes", "num_boxes"}`` or a
+  random-access source of such records. Returns the book's per-image ``miou`` /
+  ``precision`` / ``recall`` (:func:`jaxvision.metrics.detection_summary`) at the spec's
+  score threshold, VOC ``map50`` and COCO ``map`` / ``coco_map50`` from the detections at
+  ``map_score_threshold`` (low, so the precision-recall curve is complete).
+  """
+  book, low, truth = [], [], []
+  for rec in _records(data, ("image", "boxes", "classes", "num_boxes"), batch_size):
+    book += detector.detect(rec["image"], batch_size=batch_size)
+    low += detector.detect(rec["image"], batch_size=batch_size,
+                           score_threshold=map_score_threshold)
+    truth += ground_truth_lists(rec)
+  summary = metrics.detection_summary(book, truth)
+  voc = metrics.average_precision_voc(low, truth, iou_threshold=0.5)
+  coco = metrics.coco_map(low, truth)
+  return {"miou": float(summary["miou"]), "precision": float(summary["precision"]),
+          "recall": float(summary["recall"]), "map50": float(voc["map"]),
+          "map": float(coco["map"]), "coco_map50": float(coco["map50"]),
+          "num_images": len(truth)}
+
+
+def evaluate_segmenter(segmenter: Segmenter, data: Any, *, batch_size: int = 8
+                       ) -> dict[str, Any]:
+  """The segmentation numbers of ``segmenter`` on ``{"image", "mask"}`` records.
+
+  Returns the book's per-image ``miou`` and ``pixel_accuracy``
+  (:func:`jaxvision.metrics.segmentation_summary`) and, from one confusion matrix over all
+  pixels, ``dataset_miou``, ``dataset_pixel_accuracy`` and ``per_class_iou``.
+  """
+  c = segmenter.spec.num_classes
+  labels, preds = [], []
+  for rec in _records(data, ("image", "mask"), batch_size):
+    labels.append(rec["mask"])
+    preds.append(segmenter.segment(rec["image"], batch_size=batch_size))
+  labels, preds = np.concatenate(labels), np.concatenate(preds)
+  book = metrics.segmentation_summary(labels, preds, num_classes=c)
+  cm = metrics.confusion_matrix(labels, preds, num_classes=c)
+  dataset = metrics.segmentation_metrics_from_confusion(cm)
+  return {"miou": float(book["miou"]), "pixel_accuracy": float(book["pixel_accuracy"]),
+          "dataset_miou": float(dataset["miou"]),
+          "dataset_pixel_accuracy": float(dataset["pixel_accuracy"]),
+          "per_class_iou": [None if v is None or not np.isfinite(v) else float(v)
+                        for v in dataset["per_class_iou"]],
+          "num_images": int(len(labels))}
