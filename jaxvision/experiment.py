@@ -336,10 +336,13 @@ def _load_data(exp: PredictorExperiment, cfg, dataset: str, data_dir, *, digits=
                                     digit_size=tuple(cfg.digit_size),
                                     num_digits=tuple(cfg.num_digits))
   task = "detection" if exp.kind == "detector" else "segmentation"
-  return datasets.load_dataset(dataset, task=task, image_size=tuple(cfg.image_size),
-                               data_dir=data_dir, scene_config=scene_config,
-                               train_scenes=cfg.train_scenes if train else 1,
-                               test_scenes=cfg.test_scenes, digits=digits)
+  try:
+    return datasets.load_dataset(dataset, task=task, image_size=tuple(cfg.image_size),
+                                 data_dir=data_dir, scene_config=scene_config,
+                                 train_scenes=cfg.train_scenes if train else 1,
+                                 test_scenes=cfg.test_scenes, digits=digits)
+  except (ValueError, FileNotFoundError, ImportError) as e:
+    raise FlagError(f"--dataset {dataset}: {e}") from None
 
 
 def _config_from(exp: PredictorExperiment, name: str, fields: Mapping[str, Any]):
@@ -378,7 +381,10 @@ def _predict_files(exp: PredictorExperiment, predictor, files: Sequence[str], ou
   """Runs ``predictor`` on image files; one PNG per file and one JSON for all in
   ``out_dir``."""
   from jaxvision import viz  # pylint: disable=import-outside-toplevel
-  images = [read_image(f) for f in files]
+  try:
+    images = [read_image(f) for f in files]
+  except (FileNotFoundError, ValueError) as e:
+    raise FlagError(f"--predict: {e}") from None
   names = predictor.class_names
   main = jax.process_index() == 0
   if main:
@@ -444,7 +450,7 @@ def _run(exp: PredictorExperiment, args, argv, digits) -> dict[str, Any]:
   if args.predict:
     if args.restore_weights is None:
       raise FlagError("--predict needs --restore-weights (a weights file or a workdir).")
-    predictor = cls.load(args.restore_weights)
+    predictor = _load(cls, args.restore_weights, "--restore-weights")
     out = _predict_files(exp, predictor, args.predict, args.workdir or ".")
     _say(json.dumps(out, indent=2))
     return out
@@ -455,7 +461,7 @@ def _run(exp: PredictorExperiment, args, argv, digits) -> dict[str, Any]:
 
   if args.evaluate:
     source = args.restore_weights or args.workdir
-    predictor = cls.load(source)
+    predictor = _load(cls, source, "--restore-weights" if args.restore_weights else "--workdir")
     trained = dict(predictor.spec.training)
     trained_cfg = trained.get("config", {})
     config_name = trained.get("config_name", exp.default_config)
@@ -493,7 +499,7 @@ def _run(exp: PredictorExperiment, args, argv, digits) -> dict[str, Any]:
   dataset_name = args.dataset or "scenes"
   start_from = initial = None
   if args.restore_weights is not None:  # fine-tuning: checked before any data is read
-    start_from = cls.load(args.restore_weights)
+    start_from = _load(cls, args.restore_weights, "--restore-weights")
     if start_from.spec.model != cfg.model:
       raise FlagError(f"--restore-weights {args.restore_weights} holds a "
                       f"{start_from.spec.model} but the {config_name!r} config trains a "
@@ -547,6 +553,14 @@ def _run(exp: PredictorExperiment, args, argv, digits) -> dict[str, Any]:
          keep=[k for k in results if k not in ("train", "eval", "config")])
   _say(_summary(exp, results))
   return results
+
+
+def _load(cls, path, flag: str):
+  """``cls.load(path)`` with a missing or unusable file reported as a flag error."""
+  try:
+    return cls.load(path)
+  except (FileNotFoundError, ValueError) as e:
+    raise FlagError(f"{flag} {path}: {e}") from None
 
 
 def _say(text: str) -> None:
