@@ -27,7 +27,7 @@ demo: $(VENV)/.dev-installed
 	$(PY) -m experiments.demo --workdir demo_out
 
 test: $(VENV)/.dev-installed
-	$(PY) -m pytest -n $(WORKERS) --durations=15 $(ARGS)
+	$(PY) -m pytest -n $(WORKERS) --dist loadscope --durations=15 $(ARGS)
 
 # The benchmark suite uses whatever comparators are installed in .venv; `make bench-install`
 # adds them (torch, torchvision, tensorflow-cpu: the `bench` extra). Options go in ARGS:

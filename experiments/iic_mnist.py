@@ -468,22 +468,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   argv = sys.argv[1:] if argv is None else list(argv)
   parser = make_parser()
   args = parser.parse_args(argv)
-  try:
-    experiment.setup(args)
-    _check_flags(args)
-    command = experiment.command_line(argv, MODULE)
-    if args.evaluate:
-      results = evaluate(args.restore_weights or args.workdir, data_dir=args.data_dir,
-                         workdir=args.workdir, alpha=args.alpha, config_name=args.config,
-                         command=command)
-    else:
-      results = run(args.config or "cpu", data_dir=args.data_dir, workdir=args.workdir,
-                    steps=args.steps, batch_size=args.batch_size, alpha=args.alpha,
-                    seed=args.seed, progress=args.progress, record=args.record,
-                    restore_weights=args.restore_weights, command=command)
-  except (experiment.FlagError, FileNotFoundError) as e:
-    parser.error(str(e))
-    raise  # unreachable
+  with experiment.cli_errors(parser):
+    try:
+      experiment.setup(args)
+      _check_flags(args)
+      command = experiment.command_line(argv, MODULE)
+      if args.evaluate:
+        results = evaluate(args.restore_weights or args.workdir, data_dir=args.data_dir,
+                           workdir=args.workdir, alpha=args.alpha, config_name=args.config,
+                           command=command)
+      else:
+        results = run(args.config or "cpu", data_dir=args.data_dir, workdir=args.workdir,
+                      steps=args.steps, batch_size=args.batch_size, alpha=args.alpha,
+                      seed=args.seed, progress=args.progress, record=args.record,
+                      restore_weights=args.restore_weights, command=command)
+    except FileNotFoundError as e:
+      raise experiment.FlagError(str(e)) from None
   if jax.process_index() == 0:
     print(summary(results))
   return results

@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
   argv = sys.argv[1:] if argv is None else list(argv)
   parser = make_parser()
   args = parser.parse_args(argv)
-  try:
+  with experiment.cli_errors(parser):
     experiment.setup(args)
     if args.evaluate:
       raise experiment.FlagError(
@@ -242,9 +242,6 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     return run(args.config or "book", workdir=args.workdir, rhos=args.rho, steps=args.steps,
                batch_size=args.batch_size, seed=args.seed, record=args.record,
                progress=args.progress, command=experiment.command_line(argv, MODULE))
-  except experiment.FlagError as e:
-    parser.error(str(e))
-    raise  # unreachable
 
 
 if __name__ == "__main__":

@@ -185,3 +185,87 @@ def check_size_pair(value: Any, name: str, *, allow_none: bool = False
     raise ValueError(f"`{name}` must be a pair of positive ints (height, width), got "
                      f"{value!r}.")
   return int(height), int(width)
+
+
+# ---------------------------------------------------------------------------------------------
+# Values. These look at the data, so they can only run on concrete arrays: on a tracer
+# (inside `jit`, `grad`, `vmap`) they return without checking, and the op's documented traced
+# behaviour applies instead (a NaN result, a dropped element, ...). On concrete input they
+# copy the array to the host, which synchronises with the device.
+
+
+def concrete_value(x: Any) -> np.ndarray | None:
+  """``x`` as a NumPy array when its values are known, ``None`` when it is a tracer.
+
+  >>> concrete_value([1, 2]).tolist()
+  [1, 2]
+  >>> jax.jit(lambda x: concrete_value(x) is None)(1.0)
+  Array(True, dtype=bool)
+  """
+  if isinstance(x, jax.core.Tracer):
+    return None
+  return np.asarray(x)
+
+
+def check_class_ids(labels: Any, name: str, num_classes: int) -> None:
+  """Raises ``ValueError`` if concrete ``labels`` hold a value outside ``[0, num_classes)``.
+
+  >>> check_class_ids(np.array([0, 2, -1]), "labels", 3)
+  Traceback (most recent call last):
+  ValueError: `labels` must hold class ids in [0, 3) (the logits' last axis), found -1.
+  """
+  values = concrete_value(labels)
+  if values is None or values.size == 0:
+    return
+  low, high = values.min(), values.max()
+  if low < 0 or high >= num_classes:
+    bad = low if low < 0 else high
+    raise ValueError(f"`{name}` must hold class ids in [0, {num_classes}) (the logits' last "
+                     f"axis), found {bad}.")
+
+
+def check_probability_rows(z: Any, name: str, *, tolerance: float) -> None:
+  """Raises ``ValueError`` unless concrete ``z`` (``[..., C]``) holds probabilities: finite,
+  in ``[0, 1]``, each row summing to 1 within ``tolerance`` (e.g. logits, or an all-zero
+  row, fail).
+
+  >>> check_probability_rows(np.array([[0.5, 0.5], [0.0, 0.0]]), "z",
+  ...                        tolerance=1e-3)  # doctest: +ELLIPSIS
+  Traceback (most recent call last):
+  ValueError: `z` must hold probabilities whose rows (last axis) ... row (1,) sums to 0.
+  """
+  values = concrete_value(z)
+  if values is None or values.size == 0:
+    return
+  values = values.astype(np.float64)
+  outside = ~((values >= 0.0) & (values <= 1.0))  # NaN is outside too
+  if outside.any():
+    bad = float(values[outside].flat[0])
+    raise ValueError(f"`{name}` must hold probabilities in [0, 1] (softmax outputs, not "
+                     f"logits), found {bad:.6g}.")
+  error = np.abs(values.sum(axis=-1) - 1.0)
+  if error.max() > tolerance:
+    row = np.unravel_index(int(np.argmax(error)), error.shape)
+    total = float(values[row].sum())
+    raise ValueError(f"`{name}` must hold probabilities whose rows (last axis) sum to 1 "
+                     f"within {tolerance:g}; row {tuple(int(i) for i in row)} sums to "
+                     f"{total:.6g}.")
+
+
+def check_flat_indices(indices: Any, name: str, size: int, *, why: str) -> None:
+  """Raises ``ValueError`` if concrete ``indices`` hold a value outside ``[0, size)``;
+  ``why`` says where ``size`` comes from.
+
+  >>> check_flat_indices(np.array([0, 5]), "argmax", 4, why="a 2x2 plane")  # doctest: +ELLIPSIS
+  Traceback (most recent call last):
+  ValueError: `argmax` must hold indices in [0, 4) (a 2x2 plane), found index 5 (smallest 0, ...
+
+  """
+  values = concrete_value(indices)
+  if values is None or values.size == 0:
+    return
+  low, high = int(values.min()), int(values.max())
+  if low < 0 or high >= size:
+    bad = low if low < 0 else high
+    raise ValueError(f"`{name}` must hold indices in [0, {size}) ({why}), found index {bad} "
+                     f"(smallest {low}, largest {high}).")

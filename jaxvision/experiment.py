@@ -19,6 +19,7 @@ module does the rest the same way for all of them (flax examples / big_vision st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -37,7 +38,7 @@ from jaxvision.train.loop import jsonable as _jsonable
 __all__ = ["default_data_dir", "machine", "command_line", "append_run",
            "cumulative_wall_seconds", "add_flags", "setup", "finish", "config_overrides",
            "check_against_weights", "PredictorExperiment", "run_predictor_experiment",
-           "read_image", "FlagError", "HelpFormatter"]
+           "read_image", "FlagError", "HelpFormatter", "cli_errors"]
 
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
                 "train-images.idx3-ubyte")
@@ -429,12 +430,19 @@ def run_predictor_experiment(exp: PredictorExperiment, argv: Sequence[str] | Non
   in the scene generator (tests)."""
   parser = make_parser(exp, description)
   args = parser.parse_args(argv)
+  with cli_errors(parser):
+    return _run(exp, args, argv, digits)
+
+
+@contextlib.contextmanager
+def cli_errors(parser: argparse.ArgumentParser):
+  """A CLI's user errors as messages, not tracebacks: a :class:`FlagError` exits 2 through
+  ``parser.error``; a workdir held by another run exits 1 with the lock's message."""
   from jaxvision.train.lock import WorkdirLockedError  # pylint: disable=import-outside-toplevel
   try:
-    return _run(exp, args, argv, digits)
+    yield
   except FlagError as e:
     parser.error(str(e))
-    raise  # unreachable
   except WorkdirLockedError as e:
     print(f"{parser.prog}: error: {e}", file=sys.stderr)
     raise SystemExit(1) from None

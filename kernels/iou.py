@@ -9,13 +9,24 @@ columns. Sizes that are not block multiples are padded with zero boxes and the r
 sliced back.
 
 Semantics (the library's): boxes are ``xyxy``; widths and heights are clipped at 0, so a
-degenerate or inverted box has area 0 and IoU 0 with everything (never NaN);
+degenerate or inverted box has area 0 and IoU 0 with everything (never NaN for finite
+boxes; a pair with a NaN or infinite coordinate is 0, or NaN with ``nonfinite="nan"``);
 ``IoU = inter / (area1 + area2 - inter)``, 0 where the union is 0; ``GIoU = IoU - (C - U) / C``
 with ``C`` the area of the smallest enclosing box (from the raw corner coordinates, its width
 and height clipped at 0) and the penalty 0 where ``C`` is 0. Everything is computed in
 float32, whatever the input dtype, one correctly rounded operation at a time (no fused
 multiply-adds, see :func:`iou_tile`), so on CPU the IoU equals NumPy's float32 evaluation of
 the same formula bit for bit.
+
+Scale. IoU and GIoU do not change when both boxes are scaled by the same factor, so each pair
+is computed on its coordinates multiplied by a power of two (:func:`box_scales`: the smaller
+of the two boxes' factors, each bringing the box's largest ``|coordinate|`` into
+``[0.5, 1)``). Multiplying by a power of two is exact, so ordinary boxes give the very same
+bits as the unscaled formula, while boxes with coordinates near ``1e20`` (whose areas would
+overflow float32 to ``inf``) or near ``1e-25`` (whose areas would underflow to 0) keep
+their IoU. A pair with a NaN or infinite coordinate is 0 by default, NaN with
+``nonfinite="nan"`` (the contract of ``jaxvision.ops.boxes``). The factors are computed by
+the wrapper, outside the kernel, and passed in as one extra input per box set.
 
 Status: as for every kernel here (see the ``kernels`` package docstring): tested in interpret
 mode on CPU, lowered through Pallas' Triton backend on GPU, not yet run on a GPU. On GPU the
@@ -27,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Literal
 
 import jax
@@ -37,7 +49,7 @@ from jax.typing import ArrayLike
 
 from jaxvision import _checks  # NumPy + JAX only: kernels stay leaves
 
-__all__ = ["IoUConfig", "iou_matrix", "iou_tile"]
+__all__ = ["IoUConfig", "iou_matrix", "iou_tile", "box_scales"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +111,41 @@ def _divide(num, den, *, ieee: bool):
   return quotient
 
 
-def iou_tile(x1, y1, x2, y2, u1, v1, u2, v2, *, giou: bool = False, ieee_division: bool = False):
+def box_scales(boxes: ArrayLike) -> tuple[jax.Array, jax.Array]:
+  """Per-box power-of-two scale factors for overflow-free IoU, and the boxes made finite.
+
+  A box's factor is ``2**-e`` with ``e`` the exponent of its largest ``|coordinate|`` (so
+  that coordinate times the factor is in ``[0.5, 1)``; ``e`` is clipped so the factor stays
+  a normal float). A pair of boxes is compared at the smaller of their two factors: IoU and
+  its family are scale invariant, the multiplication is exact, and no area, square or
+  difference can overflow or underflow. A box with a NaN or infinite coordinate gets factor
+  0 (the pair's result is then fixed, see :func:`iou_tile`) and its coordinates are replaced by 0,
+  so nothing downstream computes on them (values and gradients stay finite before the final
+  select). The factors carry no gradient: they are piecewise constant.
+
+  Args:
+    boxes: ``[..., 4]`` floating-point boxes.
+
+  Returns:
+    ``(boxes [..., 4], scales [...])`` in the dtype of ``boxes``.
+
+  >>> _, scales = box_scales(jnp.array([[0., 0., 640., 480.], [0., 0., 1e20, 1.],
+  ...                                   [0., 0., jnp.nan, 1.]]))
+  >>> [float(s) for s in scales] == [2.0**-10, 2.0**-67, 0.0]
+  True
+  """
+  boxes = jnp.asarray(boxes)
+  finite = jnp.all(jnp.isfinite(boxes), axis=-1)
+  boxes = jnp.where(finite[..., None], boxes, 0.0)
+  largest = jax.lax.stop_gradient(jnp.max(jnp.abs(boxes), axis=-1))
+  _, exponent = jnp.frexp(largest)  # largest = mantissa * 2**exponent, mantissa in [0.5, 1)
+  limit = jnp.finfo(boxes.dtype).maxexp - 2  # 2**-limit and 2**limit are normal floats
+  scale = jnp.ldexp(jnp.ones_like(largest), -jnp.clip(exponent, -limit, limit))
+  return boxes, jnp.where(finite, scale, 0.0)
+
+
+def iou_tile(x1, y1, x2, y2, u1, v1, u2, v2, *, giou: bool = False, ieee_division: bool = False,
+             scales=None, nonfinite_value: float = float("nan")):
   """Element-wise IoU (or GIoU) of broadcastable ``xyxy`` coordinates, in float32.
 
   Shared by the kernels (so the mask of ``kernels.nms`` uses exactly this arithmetic):
@@ -111,10 +157,21 @@ def iou_tile(x1, y1, x2, y2, u1, v1, u2, v2, *, giou: bool = False, ieee_divisio
     u1, v1, u2, v2: coordinates of the second boxes.
     giou: return GIoU instead of IoU.
     ieee_division: divide with inline PTX ``div.rn.f32`` (compiled Triton kernels only).
+    scales: None (the coordinates as they are), or ``(scale_a, scale_b)`` from
+      :func:`box_scales`, broadcastable like the coordinates: each pair is computed at the
+      smaller of its two factors (exact: powers of two), and is ``nonfinite_value`` where
+      that is 0 (a box with a NaN or infinite coordinate).
+    nonfinite_value: the result for such pairs (only with ``scales``).
 
   Returns:
     The broadcast shape of the inputs, float32.
   """
+  if scales is not None:
+    scale = jnp.minimum(*scales)
+    x1, y1, x2, y2 = (c * scale for c in (x1, y1, x2, y2))
+    u1, v1, u2, v2 = (c * scale for c in (u1, v1, u2, v2))
+    return jnp.where(scale > 0.0, iou_tile(x1, y1, x2, y2, u1, v1, u2, v2, giou=giou,
+                                           ieee_division=ieee_division), nonfinite_value)
   area_a = _rounded(jnp.maximum(x2 - x1, 0.0) * jnp.maximum(y2 - y1, 0.0))
   area_b = _rounded(jnp.maximum(u2 - u1, 0.0) * jnp.maximum(v2 - v1, 0.0))
   w = jnp.maximum(jnp.minimum(x2, u2) - jnp.maximum(x1, u1), 0.0)
@@ -136,35 +193,48 @@ def iou_tile(x1, y1, x2, y2, u1, v1, u2, v2, *, giou: bool = False, ieee_divisio
   return iou
 
 
-def _iou_kernel(b1_ref, b2_ref, out_ref, *, giou: bool, ieee_division: bool):
-  """One output tile: ``b1_ref [4, bn]``, ``b2_ref [4, bm]`` -> ``out_ref [bn, bm]`` float32."""
+def _iou_kernel(b1_ref, b2_ref, s1_ref, s2_ref, out_ref, *, giou: bool, ieee_division: bool,
+                nonfinite_value: float):
+  """One output tile: ``b1_ref [4, bn]``, ``b2_ref [4, bm]`` and their scale factors
+  ``s1_ref [bn]``, ``s2_ref [bm]`` -> ``out_ref [bn, bm]`` float32."""
   rows = (b1_ref[k, :][:, None] for k in range(4))  # [bn, 1] each
   cols = (b2_ref[k, :][None, :] for k in range(4))  # [1, bm] each
-  out_ref[...] = iou_tile(*rows, *cols, giou=giou, ieee_division=ieee_division)
+  scales = (s1_ref[...][:, None], s2_ref[...][None, :])
+  out_ref[...] = iou_tile(*rows, *cols, giou=giou, ieee_division=ieee_division, scales=scales,
+                          nonfinite_value=nonfinite_value)
 
 
 @functools.partial(jax.jit,
-                   static_argnames=("giou", "block_n", "block_m", "num_warps", "interpret"))
-def _iou_call(boxes1, boxes2, *, giou, block_n, block_m, num_warps, interpret):
+                   static_argnames=("giou", "block_n", "block_m", "num_warps", "interpret",
+                                    "nonfinite"))
+def _iou_call(boxes1, boxes2, *, giou, block_n, block_m, num_warps, interpret, nonfinite):
   b, n, _ = boxes1.shape
   m = boxes2.shape[1]
   n_pad, m_pad = _round_up(n, block_n), _round_up(m, block_m)
+  boxes1, s1 = box_scales(boxes1)
+  boxes2, s2 = box_scales(boxes2)
   # [B, N, 4] -> [B, 4, N]: the box axis becomes the minor (lane) axis of every block.
+  # Padding boxes are zeros with factor 1 (finite); their results are sliced off.
   t1 = jnp.pad(jnp.swapaxes(boxes1, 1, 2), ((0, 0), (0, 0), (0, n_pad - n)))
   t2 = jnp.pad(jnp.swapaxes(boxes2, 1, 2), ((0, 0), (0, 0), (0, m_pad - m)))
+  s1 = jnp.pad(s1, ((0, 0), (0, n_pad - n)), constant_values=1.0)
+  s2 = jnp.pad(s2, ((0, 0), (0, m_pad - m)), constant_values=1.0)
   out = pl.pallas_call(
-      functools.partial(_iou_kernel, giou=giou, ieee_division=not interpret),
+      functools.partial(_iou_kernel, giou=giou, ieee_division=not interpret,
+                        nonfinite_value=0.0 if nonfinite == "zero" else math.nan),
       out_shape=jax.ShapeDtypeStruct((b, n_pad, m_pad), jnp.float32),
       grid=(b, n_pad // block_n, m_pad // block_m),
       in_specs=[
           pl.BlockSpec((pl.squeezed, 4, block_n), lambda bi, i, j: (bi, 0, i)),
           pl.BlockSpec((pl.squeezed, 4, block_m), lambda bi, i, j: (bi, 0, j)),
+          pl.BlockSpec((pl.squeezed, block_n), lambda bi, i, j: (bi, i)),
+          pl.BlockSpec((pl.squeezed, block_m), lambda bi, i, j: (bi, j)),
       ],
       out_specs=pl.BlockSpec((pl.squeezed, block_n, block_m), lambda bi, i, j: (bi, i, j)),
       interpret=interpret,
       compiler_params=pltriton.CompilerParams(num_warps=num_warps),
       name="iou_matrix",
-  )(t1, t2)
+  )(t1, t2, s1, s2)
   return out[:, :n, :m]
 
 
@@ -175,6 +245,7 @@ def iou_matrix(
     kind: Literal["iou", "giou"] = "iou",
     config: IoUConfig = IoUConfig(),
     interpret: bool = False,
+    nonfinite: Literal["zero", "nan"] = "zero",
 ) -> jax.Array:
   """Pairwise IoU (or GIoU) of two batched sets of ``xyxy`` boxes, computed by a Pallas kernel.
 
@@ -184,6 +255,9 @@ def iou_matrix(
     kind: ``"iou"`` (in ``[0, 1]``) or ``"giou"`` (generalised IoU, in ``[-1, 1]``).
     config: block sizes, see :class:`IoUConfig`.
     interpret: run the kernel with the Pallas interpreter (CPU, tests).
+    nonfinite: the result for a pair with a NaN or infinite coordinate: ``"zero"`` (such a
+      box overlaps nothing: what soft-NMS wants, and what this kernel always gave) or
+      ``"nan"`` (the contract of ``jaxvision.ops.boxes``, which passes it).
 
   Returns:
     ``[B, N, M]`` float32: entry ``[b, i, j]`` compares ``boxes1[b, i]`` with ``boxes2[b, j]``.
@@ -198,6 +272,7 @@ def iou_matrix(
   """
   if kind not in ("iou", "giou"):
     raise ValueError(f"`kind` must be 'iou' or 'giou', got {kind!r}.")
+  _checks.check_choice(nonfinite, "nonfinite", ("zero", "nan"))
   if not isinstance(config, IoUConfig):
     raise TypeError(f"`config` must be an IoUConfig, got {type(config).__name__}.")
   boxes1, boxes2 = jnp.asarray(boxes1), jnp.asarray(boxes2)
@@ -216,4 +291,4 @@ def iou_matrix(
   return _iou_call(boxes1, boxes2, giou=kind == "giou",
                    block_n=min(config.block_n, _next_pow2(n)),
                    block_m=min(config.block_m, _next_pow2(m)), num_warps=config.num_warps,
-                   interpret=interpret)
+                   interpret=interpret, nonfinite=nonfinite)

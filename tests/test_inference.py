@@ -15,12 +15,14 @@ from jaxvision import metrics
 from jaxvision.inference import (Detector, DetectorSpec, Segmenter, SegmenterSpec, batches,
                                  build_model, evaluate_detector, evaluate_segmenter,
                                  ground_truth_lists)
+from jaxvision.tasks import model_init
 
 
 def _variables(spec):
   model = build_model(spec.model, spec.num_classes)
-  x = jnp.zeros((1, *spec.image_size, 3))
-  return dict(model.init(jax.random.key(0), x, train=False))
+  # The rbg key compiles these conv nets' init ~10x faster than threefry (jaxvision.tasks).
+  params, batch_stats = model_init(model, spec.image_size)(jax.random.key(0))
+  return {"params": params, "batch_stats": batch_stats}
 
 
 @pytest.fixture(scope="module")

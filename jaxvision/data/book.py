@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ __all__ = ["BOOK_LABEL_COLUMNS", "read_book_labels", "BookDetectionSource", "rea
            "BookSegmentationSource"]
 
 BOOK_LABEL_COLUMNS = ("frame", "xmin", "xmax", "ymin", "ymax", "class_id")
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 def _parse_number(text: str, *, path: Path, line: int, column: str) -> float:
@@ -83,9 +87,10 @@ def read_book_labels(
   Raises:
     FileNotFoundError: no such file.
     ValueError: a missing header or column, a row with too few fields, a coordinate that is
-      not a number, ``xmax < xmin`` or ``ymax < ymin``, or a ``class_id`` that is not a
-      positive integer (0 is the background class in the book). The message names the file,
-      and the line number for a bad row.
+      not a finite number or lies beyond float32, ``xmax < xmin`` or ``ymax < ymin``, or a
+      ``class_id`` that is not a positive integer (0 is the background class in the book)
+      or is past int32. The message names the file, and the line number and column for a
+      bad row.
 
   >>> import tempfile
   >>> path = Path(tempfile.mkdtemp()) / "labels.csv"
@@ -128,6 +133,10 @@ def read_book_labels(
       xmin, xmax, ymin, ymax = (
           _parse_number(row[index[c]], path=path, line=line, column=c)
           for c in ("xmin", "xmax", "ymin", "ymax"))
+      for column, value in zip(("xmin", "xmax", "ymin", "ymax"), (xmin, xmax, ymin, ymax)):
+        if abs(value) > _FLOAT32_MAX:
+          raise ValueError(f"{path}, line {line}: column {column!r} is {value:g}, beyond "
+                           f"float32 (the boxes' dtype).")
       if xmax < xmin:
         raise ValueError(f"{path}, line {line}: xmax {xmax:g} < xmin {xmin:g} (the columns "
                          f"are frame,xmin,xmax,ymin,ymax,class_id).")
@@ -139,6 +148,9 @@ def read_book_labels(
       if class_value != int(class_value) or class_value < 1:
         raise ValueError(f"{path}, line {line}: class_id must be a positive integer (0 is "
                          f"the background class), got {class_text!r}.")
+      if class_value > _INT32_MAX:
+        raise ValueError(f"{path}, line {line}: column 'class_id' is {class_text!r}, past "
+                         f"the largest int32 ({_INT32_MAX}), the classes' dtype.")
       boxes, classes = grouped.setdefault(frame, ([], []))
       if xmax == xmin or ymax == ymin:
         continue  # zero-area box, dropped (see the docstring)
@@ -197,7 +209,11 @@ class BookDetectionSource(ArraySource):
   [G], "num_boxes": int32 []}`` (see the module notes for the convention), ``G =
   max_boxes``; records follow the order in which frames first appear in the CSV. Boxes are
   clipped to the image (the book's annotations may overhang the border by a pixel) and, with
-  ``image_size``, scaled with the image.
+  ``image_size``, scaled with the image. A box that lies wholly outside its image (or on
+  its border) is empty after clipping: it is dropped with its class, as
+  :func:`read_book_labels` drops zero-area rows, and one ``UserWarning`` per CSV file names
+  the file and the frames that lost boxes (an empty box has IoU 0 with every anchor and an
+  infinite log-size target, so it must not reach ``match_anchors`` / ``encode_boxes``).
 
   Args:
     image_dir: the directory the CSV's ``frame`` names are relative to.
@@ -212,8 +228,9 @@ class BookDetectionSource(ArraySource):
 
   Raises:
     FileNotFoundError: the CSV or an image it lists does not exist (the message names it).
-    ValueError: a malformed CSV, ``max_boxes`` smaller than a frame's box count, images of
-      different sizes without ``image_size``, or an empty CSV.
+    ValueError: a malformed CSV, ``max_boxes`` smaller than a frame's box count (after
+      dropping empty boxes), images of different sizes without ``image_size``, or an empty
+      CSV.
 
   >>> import tempfile
   >>> from PIL import Image
@@ -248,16 +265,21 @@ class BookDetectionSource(ArraySource):
     boxes = np.zeros((n, max_boxes, 4), np.float32)
     classes = np.zeros((n, max_boxes), np.int32)
     num_boxes = np.zeros((n,), np.int32)
+    dropped: dict[str, int] = {}  # frame -> boxes emptied by clipping
     for i, frame in enumerate(frames):
       frame_boxes, frame_classes = labels[frame]
-      count = len(frame_classes)
-      if count > max_boxes:
-        raise ValueError(f"{frame!r} has {count} boxes in {labels_csv}, more than "
-                         f"`max_boxes` = {max_boxes}.")
       image = _load_image(directory / frame)
       height, width = image.shape[:2]
       frame_boxes = np.clip(frame_boxes, 0, np.array([width, height, width, height],
                                                      np.float32))
+      keep = (frame_boxes[:, 2] > frame_boxes[:, 0]) & (frame_boxes[:, 3] > frame_boxes[:, 1])
+      if not keep.all():
+        dropped[frame] = int((~keep).sum())
+        frame_boxes, frame_classes = frame_boxes[keep], frame_classes[keep]
+      count = len(frame_classes)
+      if count > max_boxes:
+        raise ValueError(f"{frame!r} has {count} boxes in {labels_csv}, more than "
+                         f"`max_boxes` = {max_boxes}.")
       if size is not None:
         image = _resize_image(image, size)
         scale = np.array([size[1] / width, size[0] / height] * 2, np.float32)
@@ -266,6 +288,12 @@ class BookDetectionSource(ArraySource):
       boxes[i, :count] = frame_boxes
       classes[i, :count] = frame_classes
       num_boxes[i] = count
+    if dropped:
+      named = ", ".join(f"{frame!r} ({k})" for frame, k in list(dropped.items())[:5])
+      more = f" and {len(dropped) - 5} more frames" if len(dropped) > 5 else ""
+      warnings.warn(f"{labels_csv}: dropped {sum(dropped.values())} box(es) that lie outside "
+                    f"their image (empty after clipping to it) in frame {named}{more}.",
+                    UserWarning, stacklevel=2)
     self.frames = frames
     super().__init__({"image": _stack_images(images, frames, "Images"), "boxes": boxes,
                       "classes": classes, "num_boxes": num_boxes})

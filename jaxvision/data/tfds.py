@@ -108,10 +108,15 @@ def _voc_record(record: Any, *, image_size: tuple[int, int] | None,
   labels = np.asarray(objects["label"]).reshape(-1)
   if bbox.shape[0] != labels.shape[0]:
     raise ValueError(f"VOC record has {bbox.shape[0]} boxes but {labels.shape[0]} labels.")
-  n = min(bbox.shape[0], max_boxes)
-  ymin, xmin, ymax, xmax = np.clip(bbox[:n], 0.0, 1.0).T
+  ymin, xmin, ymax, xmax = np.clip(bbox, 0.0, 1.0).T
+  # A box empty after clipping (outside the image, or degenerate) is dropped with its label:
+  # it could only be matched at IoU 0 with an infinite log-size target.
+  keep = (xmax > xmin) & (ymax > ymin)
+  xyxy = np.stack([xmin * width, ymin * height, xmax * width, ymax * height], axis=-1)[keep]
+  labels = labels[keep]
+  n = min(xyxy.shape[0], max_boxes)
   boxes = np.zeros((max_boxes, 4), np.float32)
-  boxes[:n] = np.stack([xmin * width, ymin * height, xmax * width, ymax * height], axis=-1)
+  boxes[:n] = xyxy[:n]
   classes = np.zeros((max_boxes,), np.int32)
   classes[:n] = labels[:n].astype(np.int32) + 1
   return {"image": image, "boxes": boxes, "classes": classes, "num_boxes": np.int32(n)}
@@ -153,6 +158,9 @@ def voc_source(split: str, *, data_dir: str | os.PathLike | None = None,
     to one original pixel inside the true left/top edge; this is left as TFDS gives it);
   * classes 1..20, TFDS' labels 0..19 plus one (names: ``VOC_CLASSES[k - 1]``); 0 marks the
     padding rows, which are all zeros. Objects marked difficult are included.
+  * Boxes empty after clipping (zero width or height: outside the image, or degenerate in
+    the annotation) are dropped, silently (TFDS records are read lazily, one at a time);
+    an empty box would be matched at IoU 0 with an infinite log-size target.
   * An image with more than ``max_boxes`` objects keeps its first ``max_boxes``.
 
   Args:

@@ -17,6 +17,14 @@ so every metric here is invariant to renaming the clusters (and the classes).
 * :func:`adjusted_rand_index`: Hubert and Arabie's chance-corrected Rand index.
 * :func:`evaluate_heads`: all of the above for each sub-head, and the head the IIC paper
   reports: the one with the lowest training loss.
+
+Ids may be any non-negative integers (``[0, 10**9]`` is two clusters): the accuracies, NMI
+and ARI first relabel the classes and the clusters that occur to ``0..K-1``
+(``np.unique(..., return_inverse=True)``), so their work and memory grow with the number of
+distinct ids and the number of images, never with the size of the ids. Only
+:func:`contingency_matrix` (whose rows and columns *are* the ids) and the ``return_mapping``
+arrays (indexed by cluster id) are as large as the largest id, and they refuse to allocate
+more than ``2**28`` entries, with a ``ValueError`` naming the argument.
 """
 
 from __future__ import annotations
@@ -56,6 +64,35 @@ def _as_pair(labels: Any, predictions: Any) -> tuple[np.ndarray, np.ndarray]:
   return labels, predictions
 
 
+# Largest dense array (entries) built from ids: 2 GiB of int64.
+_MAX_DENSE = 2**28
+
+
+def _check_dense(size: int, what: str, name: str) -> None:
+  if size > _MAX_DENSE:
+    raise ValueError(f"{what} would have {size} entries (more than {_MAX_DENSE}): `{name}` "
+                     f"holds ids too large for a dense array indexed by id; relabel them to "
+                     f"0..K-1 (np.unique(x, return_inverse=True)), or use the metrics, "
+                     f"which do so themselves.")
+
+
+def _compact_counts(labels: np.ndarray, predictions: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The contingency matrix over the ids that occur: ``(counts [K, L], class_ids [K],
+  cluster_ids [L])`` with ``counts[i, k]`` the images of class ``class_ids[i]`` in cluster
+  ``cluster_ids[k]``; O(N log N) time and O(N + K L) memory, whatever the ids' size."""
+  class_ids, rows = np.unique(labels, return_inverse=True)
+  cluster_ids, cols = np.unique(predictions, return_inverse=True)
+  size = len(class_ids) * len(cluster_ids)
+  if size > _MAX_DENSE:
+    raise ValueError(f"`labels` and `predictions` have {len(class_ids)} and "
+                     f"{len(cluster_ids)} distinct ids: their contingency matrix would have "
+                     f"{size} entries (more than {_MAX_DENSE}).")
+  counts = np.zeros((len(class_ids), len(cluster_ids)), dtype=np.int64)
+  np.add.at(counts, (rows.reshape(-1), cols.reshape(-1)), 1)
+  return counts, class_ids, cluster_ids
+
+
 def _check_count(value: Any, name: str, needed: int) -> int:
   if value is None:
     return needed
@@ -84,7 +121,9 @@ def contingency_matrix(
 
   Returns:
     ``[num_classes, num_clusters]`` int64: entry ``[i, k]`` counts images of class ``i``
-    put in cluster ``k``.
+    put in cluster ``k``. Rows and columns are the ids themselves, so huge ids make a huge
+    matrix: more than ``2**28`` entries raises ``ValueError`` (the metrics below relabel
+    the ids first and never build this matrix).
 
   >>> contingency_matrix([0, 0, 1], [1, 1, 0]).tolist()
   [[0, 2], [1, 0]]
@@ -92,6 +131,9 @@ def contingency_matrix(
   labels, predictions = _as_pair(labels, predictions)
   num_classes = _check_count(num_classes, "num_classes", int(labels.max()) + 1)
   num_clusters = _check_count(num_clusters, "num_clusters", int(predictions.max()) + 1)
+  _check_dense(num_classes, "The contingency matrix", "labels")
+  _check_dense(num_clusters, "The contingency matrix", "predictions")
+  _check_dense(num_classes * num_clusters, "The contingency matrix", "predictions")
   counts = np.zeros((num_classes, num_clusters), dtype=np.int64)
   np.add.at(counts, (labels, predictions), 1)
   return counts
@@ -123,21 +165,27 @@ def hungarian_accuracy(
 
   Returns:
     The accuracy in ``[0, 1]`` as a Python float; with ``return_mapping``, also an int64
-    ``[num_clusters]`` array giving each cluster's class, or -1 for unassigned clusters.
+    ``[num_clusters]`` array giving each cluster's class, or -1 for unassigned clusters
+    (and for cluster ids that do not occur). The assignment is computed over the ids that
+    occur (relabelled to ``0..K-1``), so ``hungarian_accuracy([0, 1], [0, 10**9])`` costs
+    a 2x2 matrix, not a dense 15 GiB one.
 
   >>> hungarian_accuracy([0, 0, 1, 1], [1, 1, 0, 0])
   1.0
   >>> hungarian_accuracy([0, 0, 1, 1], [2, 2, 0, 1], return_mapping=True)
   (0.75, array([ 1, -1,  0]))
   """
-  counts = contingency_matrix(labels, predictions, num_classes=num_classes,
-                              num_clusters=num_clusters)
+  labels, predictions = _as_pair(labels, predictions)
+  num_classes = _check_count(num_classes, "num_classes", int(labels.max()) + 1)
+  num_clusters = _check_count(num_clusters, "num_clusters", int(predictions.max()) + 1)
+  counts, class_ids, cluster_ids = _compact_counts(labels, predictions)
   rows, cols = optimize.linear_sum_assignment(counts, maximize=True)
   accuracy = float(counts[rows, cols].sum() / counts.sum())
   if not return_mapping:
     return accuracy
-  mapping = np.full(counts.shape[1], -1, dtype=np.int64)
-  mapping[cols] = rows
+  _check_dense(num_clusters, "The cluster -> class mapping", "predictions")
+  mapping = np.full(num_clusters, -1, dtype=np.int64)
+  mapping[cluster_ids[cols]] = class_ids[rows]
   return accuracy, mapping
 
 
@@ -169,12 +217,17 @@ def many_to_one_accuracy(
   >>> many_to_one_accuracy([0, 0, 1, 1], [2, 2, 0, 1])
   1.0
   """
-  counts = contingency_matrix(labels, predictions, num_classes=num_classes,
-                              num_clusters=num_clusters)
+  labels, predictions = _as_pair(labels, predictions)
+  num_classes = _check_count(num_classes, "num_classes", int(labels.max()) + 1)
+  num_clusters = _check_count(num_clusters, "num_clusters", int(predictions.max()) + 1)
+  counts, class_ids, cluster_ids = _compact_counts(labels, predictions)
   accuracy = float(counts.max(axis=0).sum() / counts.sum())
   if not return_mapping:
     return accuracy
-  mapping = np.where(counts.sum(axis=0) > 0, counts.argmax(axis=0), -1).astype(np.int64)
+  _check_dense(num_clusters, "The cluster -> class mapping", "predictions")
+  mapping = np.full(num_clusters, -1, dtype=np.int64)
+  # Class ids are sorted, so argmax's first maximum is the smallest class id.
+  mapping[cluster_ids] = class_ids[counts.argmax(axis=0)]
   return accuracy, mapping
 
 
@@ -201,7 +254,7 @@ def normalized_mutual_info(labels: Any, predictions: Any) -> float:
   >>> normalized_mutual_info([0, 0, 1, 1], [5, 5, 3, 3])
   1.0
   """
-  counts = contingency_matrix(labels, predictions).astype(np.float64)
+  counts = _compact_counts(*_as_pair(labels, predictions))[0].astype(np.float64)
   h_u, h_v = _entropy(counts.sum(axis=1)), _entropy(counts.sum(axis=0))
   if h_u == 0.0 and h_v == 0.0:
     return 1.0
@@ -240,7 +293,7 @@ def adjusted_rand_index(labels: Any, predictions: Any) -> float:
   >>> adjusted_rand_index([0, 0, 1, 1], [1, 1, 0, 0])
   1.0
   """
-  counts = contingency_matrix(labels, predictions)
+  counts = _compact_counts(*_as_pair(labels, predictions))[0]
   n = int(counts.sum())
   index = _pairs(counts)
   rows, cols = _pairs(counts.sum(axis=1)), _pairs(counts.sum(axis=0))

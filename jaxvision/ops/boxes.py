@@ -8,6 +8,17 @@ Conventions shared by every function here:
 * Width and height are clamped at 0: a box with zero or negative width or height (an
   *empty* box) has area 0 and IoU 0 with everything, never NaN (torchvision returns NaN,
   pytorch/vision#3404).
+* Finite input never gives NaN or inf, whatever its scale: IoU, GIoU, DIoU and CIoU are
+  invariant to scaling both boxes, so each pair is computed on its coordinates times a power
+  of two that brings the larger box's largest ``|coordinate|`` into ``[0.5, 1)``
+  (``jaxvision.kernels.iou.box_scales``). A power of two scales exactly, so ordinary boxes
+  give the same bits as the plain formula, and boxes with coordinates near ``1e20`` (areas
+  past float32's ``3.4e38``) or ``1e-25`` (areas below its smallest float) keep their IoU:
+  ``box_iou([[0, 0, 1e20, 1e20]], [[0, 0, 2e20, 1e20]])`` is 0.5, as at any other scale.
+* A pair with a NaN or infinite coordinate in either box is NaN, for every member of the
+  family and on both implementations (as NaN propagates through torchvision's formulas):
+  such a box has no IoU, and NaN shows it rather than a plausible 0. Other pairs are not
+  affected. (``jaxvision.ops.matching.match_anchors`` treats such ground truth as invalid.)
 * Integer boxes are promoted to float32; bfloat16 and float16 boxes are computed in float32
   (so the results are float32); float64 stays float64 under ``jax_enable_x64``.
 * Every quotient is guarded with the double-``where`` trick, so values *and* gradients are
@@ -259,14 +270,23 @@ def _pairwise_kernel(boxes1, boxes2, *, kind, dtype, interpret):
   n, m = boxes1.shape[-2], boxes2.shape[-2]
   boxes1 = jnp.broadcast_to(boxes1, lead + (n, 4)).reshape((-1, n, 4))
   boxes2 = jnp.broadcast_to(boxes2, lead + (m, 4)).reshape((-1, m, 4))
-  out = _iou_kernel.iou_matrix(boxes1, boxes2, kind=kind, interpret=interpret)
+  out = _iou_kernel.iou_matrix(boxes1, boxes2, kind=kind, interpret=interpret, nonfinite="nan")
   return out.reshape(lead + (n, m)).astype(dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("kind", "dtype"))
 def _pairwise_core(boxes1, boxes2, *, kind, dtype):
-  a = tuple(c[..., :, None] for c in _unstack(boxes1.astype(dtype)))
-  b = tuple(c[..., None, :] for c in _unstack(boxes2.astype(dtype)))
+  boxes1, scale1 = _iou_kernel.box_scales(boxes1.astype(dtype))
+  boxes2, scale2 = _iou_kernel.box_scales(boxes2.astype(dtype))
+  # Each pair at the smaller of its two power-of-two factors (exact, see the module notes);
+  # 0 marks a pair with a non-finite box, NaN at the end.
+  scale = jnp.minimum(scale1[..., :, None], scale2[..., None, :])
+  a = tuple(c[..., :, None] * scale for c in _unstack(boxes1))
+  b = tuple(c[..., None, :] * scale for c in _unstack(boxes2))
+  return jnp.where(scale > 0.0, _pairwise_scaled(a, b, kind=kind), jnp.nan)
+
+
+def _pairwise_scaled(a, b, *, kind):
   iou, union = _iou_union(a, b)
   if kind == "iou":
     return iou

@@ -23,6 +23,15 @@ function: the moving average is an explicit input and output, no hidden state.
 
 All of this is computed in float32 (bfloat16 and float16 inputs are promoted; float64 stays
 float64 under ``jax_enable_x64``). Nothing here knows about networks or training loops.
+
+Inputs out of contract. IIC's ``z`` and ``z_bar`` must be probabilities: finite, in ``[0, 1]``,
+each row (last axis) summing to 1 within ``max(1e-3, eps)``, ``eps`` the machine epsilon of
+their dtype (so ``1e-3``, or ``2**-7`` for bfloat16). Logits would give a meaningless value
+outside ``[-ln C, 0]``, an all-zero row a NaN. On concrete inputs (eager calls) the ops raise
+``ValueError`` naming the argument; on traced ones (inside ``jit``, ``grad``, ``vmap``), where
+values are unknown, every problem (each ``[B, C]`` pair) that breaks the contract gets a NaN
+loss (and a NaN joint distribution), so that it cannot go unnoticed. MINE's ``ema`` must be
+finite and ``> 0``: ``ValueError`` when concrete, a NaN loss and ``new_ema`` when traced.
 """
 
 from __future__ import annotations
@@ -50,8 +59,30 @@ EPS = sys.float_info.epsilon  # xu-ji/IIC's clamp, about 2.2e-16 (representable 
 # IIC.
 
 
-def _check_views(z: Any, z_bar: Any) -> tuple[jax.Array, jax.Array, Any]:
-  """Validates a ``[..., B, C]`` pair of softmax outputs; returns them and the compute dtype."""
+def _row_sum_tolerance(dtype: Any) -> float:
+  """How far from 1 a row of probabilities of ``dtype`` may sum: ``max(1e-3, eps(dtype))``.
+
+  Rounding each of a row's values to the dtype moves the sum by at most ``eps / 2``, so
+  correctly rounded softmax outputs always pass; logits and all-zero rows do not.
+
+  >>> _row_sum_tolerance(jnp.float32), _row_sum_tolerance(jnp.bfloat16)
+  (0.001, 0.0078125)
+  """
+  return max(1e-3, float(jnp.finfo(dtype).eps))
+
+
+def _rows_ok(z, tolerance):
+  """``[..., B, C] -> [...]``: every value in ``[0, 1]`` and every row summing to 1 (traced
+  twin of ``_checks.check_probability_rows``)."""
+  z = z.astype(jnp.float32) if jnp.finfo(z.dtype).bits < 32 else z
+  in_range = jnp.all((z >= 0) & (z <= 1), axis=(-2, -1))  # False for NaN
+  sums = jnp.abs(jnp.sum(z, axis=-1) - 1)
+  return in_range & jnp.all(sums <= tolerance, axis=-1)
+
+
+def _check_views(z: Any, z_bar: Any) -> tuple[jax.Array, jax.Array, Any, float]:
+  """Validates a ``[..., B, C]`` pair of softmax outputs; returns them, the compute dtype and
+  the row-sum tolerance (the looser of the two dtypes')."""
   z, z_bar = _checks.array(z), _checks.array(z_bar)
   for name, arr in (("z", z), ("z_bar", z_bar)):
     if len(arr.shape) < 2 or arr.shape[-2] == 0 or arr.shape[-1] == 0:
@@ -62,7 +93,10 @@ def _check_views(z: Any, z_bar: Any) -> tuple[jax.Array, jax.Array, Any]:
                      f"{tuple(z_bar.shape)}.")
   dtype = jnp.promote_types(_checks.compute_dtype(z, "z", allow_int=False),
                             _checks.compute_dtype(z_bar, "z_bar", allow_int=False))
-  return z, z_bar, dtype
+  tolerance = max(_row_sum_tolerance(z.dtype), _row_sum_tolerance(z_bar.dtype))
+  for name, arr in (("z", z), ("z_bar", z_bar)):
+    _checks.check_probability_rows(arr, name, tolerance=tolerance)
+  return z, z_bar, dtype, tolerance
 
 
 def _check_alpha(alpha: Any) -> float:
@@ -88,14 +122,29 @@ def _joint(z, z_bar):
   return p / jnp.sum(p, axis=(-2, -1), keepdims=True)
 
 
-@functools.partial(jax.jit, static_argnames=("dtype",))
-def _joint_xla(z, z_bar, *, dtype):
-  return _joint(z.astype(dtype), z_bar.astype(dtype))
+def _views_ok(z, z_bar, tolerance):
+  return _rows_ok(z, tolerance) & _rows_ok(z_bar, tolerance)
 
 
-@functools.partial(jax.jit, static_argnames=("alpha", "eps", "dtype"))
-def _iic_loss_xla(z, z_bar, *, alpha, eps, dtype):
+@functools.partial(jax.jit, static_argnames=("dtype", "tolerance"))
+def _joint_xla(z, z_bar, *, dtype, tolerance):
   p = _joint(z.astype(dtype), z_bar.astype(dtype))
+  return jnp.where(_views_ok(z, z_bar, tolerance)[..., None, None], p, jnp.nan)
+
+
+@functools.partial(jax.jit, static_argnames=("tolerance",))
+def _nan_unless_views_ok(loss, z, z_bar, *, tolerance):
+  return jnp.where(_views_ok(z, z_bar, tolerance), loss, jnp.nan)
+
+
+@functools.partial(jax.jit, static_argnames=("alpha", "eps", "dtype", "tolerance"))
+def _iic_loss_xla(z, z_bar, *, alpha, eps, dtype, tolerance):
+  return _nan_unless_views_ok(_iic_value(z.astype(dtype), z_bar.astype(dtype), alpha=alpha,
+                                         eps=eps), z, z_bar, tolerance=tolerance)
+
+
+def _iic_value(z, z_bar, *, alpha, eps):
+  p = _joint(z, z_bar)
   p_i = jnp.sum(p, axis=-1)  # row marginals, from the unclamped P
   p_j = jnp.sum(p, axis=-2)  # column marginals
   p, p_i, p_j = jnp.maximum(p, eps), jnp.maximum(p_i, eps), jnp.maximum(p_j, eps)
@@ -128,14 +177,19 @@ def joint_probability(z: ArrayLike, z_bar: ArrayLike) -> jax.Array:
 
   Returns:
     ``[..., C, C]`` symmetric, non-negative, each ``[C, C]`` summing to 1; float32 (float64
-    for float64 input under ``jax_enable_x64``).
+    for float64 input under ``jax_enable_x64``). Traced inputs that are not probabilities
+    give NaN for their ``[C, C]`` (see the module docstring).
+
+  Raises:
+    ValueError: for bad shapes, or concrete inputs that are not probabilities (a value
+      outside ``[0, 1]``, a row not summing to 1).
 
   >>> z = jnp.array([[1.0, 0.0], [0.5, 0.5]])
   >>> joint_probability(z, z).tolist()
   [[0.625, 0.125], [0.125, 0.125]]
   """
-  z, z_bar, dtype = _check_views(z, z_bar)
-  return _joint_xla(z, z_bar, dtype=dtype)
+  z, z_bar, dtype, tolerance = _check_views(z, z_bar)
+  return _joint_xla(z, z_bar, dtype=dtype, tolerance=tolerance)
 
 
 def iic_loss(
@@ -161,8 +215,11 @@ def iic_loss(
 
   Args:
     z: ``[..., B, C]`` softmax outputs for the first view (any float dtype; computed in
-      float32, or float64 for float64 input under ``jax_enable_x64``).
-    z_bar: ``[..., B, C]`` softmax outputs for the second view, the same shape.
+      float32, or float64 for float64 input under ``jax_enable_x64``): values in ``[0, 1]``,
+      rows summing to 1 within ``max(1e-3, eps)`` of their dtype. Concrete inputs that are
+      not probabilities (logits, all-zero rows, negative values) raise ``ValueError``; traced
+      ones give a NaN loss for their problem.
+    z_bar: ``[..., B, C]`` softmax outputs for the second view, the same shape and contract.
     alpha: weight of the marginal terms (the paper's lambda); a Python number, finite and
       ``>= 0`` (negative values would reward collapsing onto one cluster).
     eps: the clamp, a Python number ``> 0`` that stays positive in float32.
@@ -176,19 +233,20 @@ def iic_loss(
     ``z`` and ``z_bar``.
 
   Raises:
-    ValueError: if the shapes differ, ``B`` or ``C`` is 0, or ``alpha``/``eps`` is out of
-      range. TypeError: for non-floating inputs.
+    ValueError: if the shapes differ, ``B`` or ``C`` is 0, concrete ``z``/``z_bar`` are not
+      probabilities, or ``alpha``/``eps`` is out of range. TypeError: for non-floating inputs.
 
   >>> z = jnp.array([[1.0, 0.0], [0.0, 1.0]])
   >>> round(float(iic_loss(z, z)), 4)  # -ln 2: the views share one bit
   -0.6931
   """
-  z, z_bar, dtype = _check_views(z, z_bar)
+  z, z_bar, dtype, tolerance = _check_views(z, z_bar)
   alpha, eps = _check_alpha(alpha), _check_eps(eps)
   path, interpret = _dispatch.resolve(implementation, "iic")
   if path == "pallas":
-    return _iic_loss_pallas(z, z_bar, alpha=alpha, eps=eps, interpret=interpret)
-  return _iic_loss_xla(z, z_bar, alpha=alpha, eps=eps, dtype=dtype)
+    loss = _iic_loss_pallas(z, z_bar, alpha=alpha, eps=eps, interpret=interpret)
+    return _nan_unless_views_ok(loss, z, z_bar, tolerance=tolerance)
+  return _iic_loss_xla(z, z_bar, alpha=alpha, eps=eps, dtype=dtype, tolerance=tolerance)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +309,10 @@ def _mine_loss(t_joint, t_marginal, ema, *, decay):
   if ema is None:
     new_ema = batch_mean
   else:
-    new_ema = decay * lax.stop_gradient(ema.astype(batch_mean.dtype)) + (1 - decay) * batch_mean
+    ema = lax.stop_gradient(ema.astype(batch_mean.dtype))
+    new_ema = decay * ema + (1 - decay) * batch_mean
+    # Out of contract (traced only; concrete values are refused): NaN, loss included.
+    new_ema = jnp.where((ema > 0) & jnp.isfinite(ema), new_ema, jnp.nan)
   # mean(e^T) / ema_new, written as mean(exp(T - ln ema_new)) so that it does not overflow
   # before the division; its value is replaced by ln mean(e^T), its gradient kept.
   surrogate = jnp.mean(jnp.exp(t_marginal - lax.stop_gradient(jnp.log(new_ema))))
@@ -288,13 +349,19 @@ def mine_loss(
   Args:
     t_joint: statistics-network outputs on joint samples; any shape, one sample per element.
     t_marginal: outputs on product-of-marginals samples; any shape, one sample per element.
-    ema: the moving average returned by the previous call (a scalar, > 0), or ``None`` on
-      the first call. No gradient flows into it.
+    ema: the moving average returned by the previous call (a scalar, finite and ``> 0``),
+      or ``None`` on the first call. No gradient flows into it. A concrete value out of
+      range raises ``ValueError``; a traced one makes the loss and ``new_ema`` NaN.
     decay: weight of the old average, in ``[0, 1)``; ``0`` gives the plain gradient.
 
   Returns:
     ``(loss, new_ema)``: scalar loss (minimise it), and the scalar updated moving average of
     ``mean(exp(t_marginal))`` (no gradient).
+
+  Raises:
+    ValueError: for empty scores, ``decay`` outside ``[0, 1)``, a non-scalar ``ema``, or a
+      concrete ``ema`` that is not finite and ``> 0``. TypeError: for non-floating scores,
+      or a ``decay`` that is not a Python number (a tracer included).
 
   >>> loss, ema = mine_loss(jnp.array([1.0, 3.0]), jnp.array([0.0, 0.0]))
   >>> round(float(loss), 4), round(float(ema), 4)
@@ -312,4 +379,8 @@ def mine_loss(
     if tuple(ema.shape) != ():
       raise ValueError(f"`ema` must be a scalar or None, got shape {tuple(ema.shape)}.")
     ema = ema.astype(_checks.compute_dtype(ema, "ema", allow_int=False))
+    value = _checks.concrete_value(ema)
+    if value is not None and not (np.isfinite(value) and value > 0):
+      raise ValueError(f"`ema` must be finite and > 0 (the `new_ema` of the previous call), "
+                       f"got {float(value)!r}.")
   return _mine_loss(t_joint.astype(dtype), t_marginal.astype(dtype), ema, decay=decay)

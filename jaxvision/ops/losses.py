@@ -10,6 +10,17 @@ hardest negatives, three per positive. All of these are here as pure functions o
 Conventions: class id 0 is the background; ``labels`` are ints in ``[0, C)``; an anchor is
 positive when its label is not 0. Probabilities come from a softmax over the last axis of the
 logits, computed in float32.
+
+Labels out of ``[0, C)``. On concrete ``labels`` (eager calls) every loss raises
+``ValueError`` naming the first bad value and the range. On traced ``labels`` (inside ``jit``,
+``grad`` or ``vmap``, where the values are unknown) the result is defined instead of wrapping
+around as an index would: a negative label is *ignored* (its loss is 0 with a zero gradient,
+and :func:`ssd_loss` counts the anchor neither as a positive nor as a negative), and a label
+``>= C`` gives a NaN loss, so that it cannot go unnoticed.
+
+Hyper-parameters (``gamma``, ``alpha``, ``delta``, ``ratio``; ``ssd_loss``'s
+``focal_gamma``, ``focal_alpha``, ``hard_negative_ratio``) are static Python numbers: a
+traced one raises ``TypeError`` naming it, as :func:`jaxvision.ops.nms` does for thresholds.
 """
 
 from __future__ import annotations
@@ -19,6 +30,8 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
+
+from jaxvision import _checks
 
 __all__ = ["softmax_cross_entropy", "focal_loss", "l1_loss", "smooth_l1_loss",
            "hard_negative_mask", "ssd_loss"]
@@ -30,6 +43,28 @@ def _labels_check(logits: jax.Array, labels: jax.Array) -> None:
                      f"without the class axis), got {labels.shape}.")
   if not jnp.issubdtype(labels.dtype, jnp.integer):
     raise TypeError(f"`labels` must be integer class ids, got dtype {labels.dtype}.")
+  _checks.check_class_ids(labels, "labels", logits.shape[-1])
+
+
+def _check_non_negative(value, name: str) -> float:
+  """A static Python number ``>= 0`` (``TypeError`` for a tracer), as a float."""
+  v = _checks.check_float(value, name)
+  if v < 0:
+    raise ValueError(f"`{name}` must be >= 0, got {value!r}.")
+  return v
+
+
+def _log_p_true(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """``log softmax(logits)[label]`` in float32, at the label clipped into ``[0, C)``."""
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  index = jnp.clip(labels, 0, logits.shape[-1] - 1).astype(jnp.int32)
+  return jnp.take_along_axis(logp, index[..., None], axis=-1)[..., 0]
+
+
+def _out_of_range(loss: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
+  """The traced contract: 0 where ``labels < 0`` (ignored), NaN where ``labels >= C``."""
+  loss = jnp.where(labels < 0, 0.0, loss)
+  return jnp.where(labels >= num_classes, jnp.nan, loss)
 
 
 def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
@@ -37,18 +72,22 @@ def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
 
   Args:
     logits: ``[..., C]`` unnormalized class scores.
-    labels: ``[...]`` integer class ids in ``[0, C)``.
+    labels: ``[...]`` integer class ids in ``[0, C)``. Concrete labels outside raise
+      ``ValueError``; traced ones give 0 (negative: ignored) or NaN (``>= C``).
 
   Returns:
     ``[...]`` float32 losses.
+
+  Raises:
+    ValueError: for mismatched shapes, or concrete labels outside ``[0, C)``.
+    TypeError: for non-integer labels.
 
   >>> softmax_cross_entropy(jnp.array([[0., 0.], [10., 0.]]), jnp.array([1, 0])).round(4)
   Array([0.6931, 0.    ], dtype=float32)
   """
   logits, labels = jnp.asarray(logits), jnp.asarray(labels)
   _labels_check(logits, labels)
-  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  return -jnp.take_along_axis(logp, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
+  return _out_of_range(-_log_p_true(logits, labels), labels, logits.shape[-1])
 
 
 def focal_loss(logits: ArrayLike, labels: ArrayLike, *, gamma: float = 2.0,
@@ -61,24 +100,28 @@ def focal_loss(logits: ArrayLike, labels: ArrayLike, *, gamma: float = 2.0,
 
   Args:
     logits: ``[..., C]`` unnormalized class scores.
-    labels: ``[...]`` integer class ids in ``[0, C)``.
-    gamma: focusing exponent, ``>= 0``.
-    alpha: weight, ``> 0``.
+    labels: ``[...]`` integer class ids in ``[0, C)``. Concrete labels outside raise
+      ``ValueError``; traced ones give 0 (negative: ignored) or NaN (``>= C``).
+    gamma: focusing exponent, a static Python number ``>= 0``.
+    alpha: weight, a static Python number ``> 0``.
 
   Returns:
     ``[...]`` float32 losses.
 
+  Raises:
+    ValueError: for mismatched shapes, concrete labels outside ``[0, C)``, or ``gamma`` /
+      ``alpha`` out of range.
+    TypeError: for non-integer labels, or a ``gamma`` / ``alpha`` that is not a Python
+      number (a tracer included).
+
   >>> round(float(focal_loss(jnp.array([[0., 0.]]), jnp.array([0]))[0]), 5)  # .25*.25*ln 2
   0.04332
   """
-  if gamma < 0:
-    raise ValueError(f"`gamma` must be >= 0, got {gamma!r}.")
-  if alpha <= 0:
-    raise ValueError(f"`alpha` must be > 0, got {alpha!r}.")
+  gamma = _check_non_negative(gamma, "gamma")
+  alpha = _checks.check_positive(alpha, "alpha")
   logits, labels = jnp.asarray(logits), jnp.asarray(labels)
   _labels_check(logits, labels)
-  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  logp_t = jnp.take_along_axis(logp, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
+  logp_t = _log_p_true(logits, labels)
   p_t = jnp.exp(logp_t)
   if gamma == 0:  # (1 - p_t)^0 is 1 even where p_t = 1.
     weight = jnp.ones_like(p_t)
@@ -88,7 +131,7 @@ def focal_loss(logits: ArrayLike, labels: ArrayLike, *, gamma: float = 2.0,
     one_minus = jnp.maximum(1.0 - p_t, 0.0)
     inside = one_minus > 0
     weight = jnp.where(inside, jnp.power(jnp.where(inside, one_minus, 1.0), gamma), 0.0)
-  return -alpha * weight * logp_t
+  return _out_of_range(-alpha * weight * logp_t, labels, logits.shape[-1])
 
 
 def l1_loss(predictions: ArrayLike, targets: ArrayLike) -> jax.Array:
@@ -106,11 +149,13 @@ def smooth_l1_loss(predictions: ArrayLike, targets: ArrayLike, *,
   """Huber loss summed over the last axis: ``0.5 d^2`` for ``|d| <= delta``, else
   ``delta (|d| - 0.5 delta)``; ``[..., D] -> [...]`` (Keras' ``Huber``, the book's choice).
 
+  ``delta`` is a static Python number ``> 0`` (``TypeError`` for anything else, a tracer
+  included; ``ValueError`` for ``<= 0``).
+
   >>> smooth_l1_loss(jnp.array([[0.5, 3.]]), jnp.array([[0., 0.]]))
   Array([2.625], dtype=float32)
   """
-  if delta <= 0:
-    raise ValueError(f"`delta` must be > 0, got {delta!r}.")
+  delta = _checks.check_positive(delta, "delta")
   predictions, targets = _pair(predictions, targets)
   d = jnp.abs(predictions - targets)
   return jnp.sum(jnp.where(d <= delta, 0.5 * d * d, delta * (d - 0.5 * delta)), axis=-1)
@@ -148,15 +193,20 @@ def hard_negative_mask(losses: ArrayLike, positive: ArrayLike, *, ratio: float =
   if positive.shape != losses.shape or positive.dtype != jnp.bool_:
     raise ValueError(f"`positive` must be a bool array of shape {losses.shape}, got "
                      f"{positive.dtype} {positive.shape}.")
-  if ratio < 0:
-    raise ValueError(f"`ratio` must be >= 0, got {ratio!r}.")
-  neg_loss = jnp.where(positive, -jnp.inf, losses)
+  ratio = _check_non_negative(ratio, "ratio")
+  return _hard_negatives(losses, positive, ~positive, ratio=ratio, min_negatives=min_negatives)
+
+
+def _hard_negatives(losses, positive, negative, *, ratio, min_negatives):
+  """:func:`hard_negative_mask` choosing among the ``negative`` anchors only (``ssd_loss``'s
+  ignored anchors are neither positive nor negative)."""
+  neg_loss = jnp.where(negative, losses, -jnp.inf)
   order = jnp.argsort(-neg_loss, axis=-1, stable=True)
   rank = jnp.argsort(order, axis=-1, stable=True)
   num_pos = jnp.sum(positive, axis=-1, keepdims=True)
   num_neg = jnp.maximum(jnp.floor(ratio * num_pos), min_negatives)
-  num_neg = jnp.minimum(num_neg, jnp.sum(~positive, axis=-1, keepdims=True))
-  return (rank < num_neg) & ~positive
+  num_neg = jnp.minimum(num_neg, jnp.sum(negative, axis=-1, keepdims=True))
+  return (rank < num_neg) & negative
 
 
 def ssd_loss(class_logits: ArrayLike, offsets: ArrayLike, labels: ArrayLike,
@@ -174,17 +224,23 @@ def ssd_loss(class_logits: ArrayLike, offsets: ArrayLike, labels: ArrayLike,
   book: no mining) or, with ``hard_negative_ratio``, over the positives and the hardest
   ``ratio`` negatives per positive (the SSD paper).
 
+  Labels out of ``[0, C)``: concrete ones raise ``ValueError``. Traced ones: an anchor with a
+  negative label is ignored (no classification or localization loss, not counted in
+  ``N_pos``, never mined as a hard negative); a label ``>= C`` counts as a positive whose
+  classification loss is NaN, so the loss is NaN.
+
   Args:
     class_logits: ``[..., A, C]`` class logits (class 0 = background).
     offsets: ``[..., A, 4]`` predicted offsets.
-    labels: ``[..., A]`` int target classes (0 = background).
+    labels: ``[..., A]`` int target classes in ``[0, C)`` (0 = background); see above for
+      labels outside.
     offset_targets: ``[..., A, 4]`` target offsets (ignored where the label is 0).
     classification: ``"ce"`` or ``"focal"``.
     localization: ``"l1"`` or ``"smooth_l1"``.
     hard_negative_ratio: ``None`` (every anchor enters the classification loss) or the
-      negatives-per-positive ratio.
-    focal_gamma: focal loss gamma.
-    focal_alpha: focal loss alpha.
+      negatives-per-positive ratio, a static Python number ``>= 0``.
+    focal_gamma: focal loss gamma (static, see :func:`focal_loss`).
+    focal_alpha: focal loss alpha (static).
     localization_weight: ``w``.
 
   Returns:
@@ -206,6 +262,8 @@ def ssd_loss(class_logits: ArrayLike, offsets: ArrayLike, labels: ArrayLike,
   if classification == "ce":
     cls = softmax_cross_entropy(class_logits, labels)
   elif classification == "focal":
+    focal_gamma = _check_non_negative(focal_gamma, "focal_gamma")
+    focal_alpha = _checks.check_positive(focal_alpha, "focal_alpha")
     cls = focal_loss(class_logits, labels, gamma=focal_gamma, alpha=focal_alpha)
   else:
     raise ValueError(f"`classification` must be 'ce' or 'focal', got {classification!r}.")
@@ -216,11 +274,13 @@ def ssd_loss(class_logits: ArrayLike, offsets: ArrayLike, labels: ArrayLike,
   else:
     raise ValueError(f"`localization` must be 'l1' or 'smooth_l1', got {localization!r}.")
   positive = labels > 0
+  negative = labels == 0  # a negative label (traced only) is neither: ignored
   if hard_negative_ratio is None:
-    cls_mask = jnp.ones_like(positive)
+    cls_mask = positive | negative
   else:
-    cls_mask = positive | hard_negative_mask(jax.lax.stop_gradient(cls), positive,
-                                             ratio=hard_negative_ratio)
+    ratio = _check_non_negative(hard_negative_ratio, "hard_negative_ratio")
+    cls_mask = positive | _hard_negatives(jax.lax.stop_gradient(cls), positive, negative,
+                                          ratio=ratio, min_negatives=0)
   num_pos = jnp.sum(positive)
   denom = jnp.maximum(num_pos, 1).astype(jnp.float32)
   cls_sum = jnp.sum(jnp.where(cls_mask, cls, 0.0)) / denom

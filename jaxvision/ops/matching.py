@@ -67,10 +67,20 @@ def match_anchors(
 
   Padded GTs (``gt_valid`` False) never match. ``bipartite=False`` runs step 2 only.
 
+  Degenerate ground truth is invalid too: a GT row with zero or negative width or height, or
+  a NaN or infinite coordinate, is treated as padding whatever ``gt_valid`` says (never
+  matched, not counted by the bipartite pass). Such a box has IoU 0 with every anchor, so
+  the bipartite pass would otherwise hand it an arbitrary anchor at IoU 0, and
+  ``encode_boxes`` would give that anchor a log-size target of about -437 (torchvision's
+  detectors raise on such boxes instead; a check on values cannot raise under ``jit``, so
+  here they are dropped, which is what a data pipeline that filters them would do). Anchors
+  with a NaN coordinate match nothing.
+
   Args:
     anchors: ``[A, 4]`` ``xyxy`` anchors (integer anchors are promoted to float32).
     gt_boxes: ``[..., G, 4]`` ``xyxy`` ground-truth boxes, padded to ``G`` per image.
-    gt_valid: ``[..., G]`` bool, True for real (non-padding) GT rows.
+    gt_valid: ``[..., G]`` bool, True for real (non-padding) GT rows; rows with an empty
+      or non-finite box count as False.
     iou_threshold: the threshold pass's IoU threshold, a Python number in ``[0, 1]``.
     bipartite: whether to run the greedy bipartite pass first.
 
@@ -133,13 +143,17 @@ def _match(anchors, gt_boxes, gt_valid, threshold, *, bipartite, dtype):
   a_pad = -(-a // _ANCHOR_CHUNKS) * _ANCHOR_CHUNKS
   anchors = jnp.pad(anchors.astype(dtype), ((0, a_pad - a), (0, 0)))
   gt_boxes = jnp.pad(gt_boxes.astype(dtype).reshape(b, g, 4), ((0, 0), (0, g_pad - g), (0, 0)))
-  valid = jnp.pad(gt_valid.reshape(b, g), ((0, 0), (0, g_pad - g)))
+  x1, y1, x2, y2 = (gt_boxes[..., i] for i in range(4))
+  # Positive sides (False for NaN) and finite: an empty or non-finite GT is padding.
+  proper = (x2 > x1) & (y2 > y1) & jnp.all(jnp.isfinite(gt_boxes), axis=-1)
+  valid = jnp.pad(gt_valid.reshape(b, g), ((0, 0), (0, g_pad - g))) & proper
 
   # [B, G, A]: anchors on the minor axis, so the per-GT reductions over anchors are
   # contiguous. IoU is symmetric, so this is the transpose of the [A, G] matrix. Padded GT
-  # rows and padding anchors hold -1, below every IoU.
+  # rows and padding anchors hold -1, below every IoU, and so does a NaN IoU (NaN anchor).
   real = valid[:, :, None] & (lax.broadcasted_iota(jnp.int32, (1, 1, a_pad), 2) < a)
-  iou = jnp.where(real, box_iou(gt_boxes, anchors[None]), -1.0)
+  iou = box_iou(gt_boxes, anchors[None])
+  iou = jnp.where(real & (iou >= 0.0), iou, -1.0)
 
   # Threshold pass: each anchor's best valid GT (ties to the lower index); -1 if none.
   row_best, row_arg = _first_max_chunked(iou, axis=1, chunks=g_chunks)  # [B, A]

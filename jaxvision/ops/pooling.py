@@ -196,7 +196,13 @@ def max_unpool(x: ArrayLike, argmax: ArrayLike, *, output_shape: tuple[int, int]
 
   ``out[..., argmax[..., i, j, c] // W, argmax[..., i, j, c] % W, c] += x[..., i, j, c]``
   and zero everywhere else. Values pointing to the same position are added (overlapping
-  windows); indices outside ``[0, H * W)`` are dropped.
+  windows).
+
+  Indices outside ``[0, H * W)`` (e.g. an ``output_shape`` smaller than the pooling's input):
+  concrete ``argmax`` raises ``ValueError`` naming the bad index and the plane size, as
+  PyTorch's "Found an invalid max index" does. Traced ``argmax`` (inside ``jit``, ``grad``,
+  ``vmap``), whose values are unknown, has them *dropped*: their values land nowhere (a
+  negative index does not wrap around), and their gradient is 0.
 
   Args:
     x: ``[..., Ho, Wo, C]`` values, e.g. ``pooled`` or a decoder's features.
@@ -206,6 +212,10 @@ def max_unpool(x: ArrayLike, argmax: ArrayLike, *, output_shape: tuple[int, int]
 
   Returns:
     ``[..., H, W, C]`` in the dtype of ``x``.
+
+  Raises:
+    ValueError: for mismatched shapes, a bad ``output_shape``, or concrete ``argmax`` holding
+      an index outside ``[0, H * W)``. TypeError: for a non-integer ``argmax``.
 
   >>> x = jnp.array([[1., 5.], [7., 2.], [0., 3.], [4., 6.]])[..., None]   # [4, 2, 1]
   >>> pooled, argmax = max_pool_with_argmax(x, window=2)
@@ -231,6 +241,8 @@ def max_unpool(x: ArrayLike, argmax: ArrayLike, *, output_shape: tuple[int, int]
   height, width = _checks.check_size_pair(output_shape, "output_shape")
   if height * width > np.iinfo(np.int32).max:
     raise ValueError(f"`output_shape` {output_shape} has more than 2**31 - 1 pixels.")
+  _checks.check_flat_indices(argmax, "argmax", height * width,
+                             why=f"the {height}x{width} plane of `output_shape`")
   flat = math.prod(x.shape[:-3]) * height * width * x.shape[-1] < np.iinfo(np.int32).max
   return _unpool(x, argmax, height=height, width=width, flat=flat)
 

@@ -13,6 +13,7 @@ Conventions (the same contract as the ops):
   penalty when the enclosing area is 0, the DIoU penalty when the enclosing diagonal is 0;
   the CIoU aspect term ``v`` is 0 unless both heights are positive, and ``alpha`` is 0 when
   ``v`` is 0.
+* A pair with a NaN or infinite coordinate in either box is NaN, for every function.
 * Results are float64; the pairwise functions take ``[N, 4]`` and ``[M, 4]`` and return
   ``[N, M]`` (no batch dimensions: loop over a batch yourself).
 """
@@ -82,8 +83,11 @@ def _pairwise(boxes1, boxes2, row_fn) -> np.ndarray:
   a = _as_boxes(boxes1, "boxes1")
   b = _as_boxes(boxes2, "boxes2")
   out = np.zeros((len(a), len(b)), dtype=np.float64)
-  for i in range(len(a)):
-    out[i] = row_fn(a[i], b)
+  finite_a, finite_b = np.isfinite(a).all(axis=1), np.isfinite(b).all(axis=1)
+  with np.errstate(invalid="ignore", over="ignore"):
+    for i in range(len(a)):
+      out[i] = row_fn(a[i], b)
+  out[~(finite_a[:, None] & finite_b[None, :])] = np.nan
   return out
 
 

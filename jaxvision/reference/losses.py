@@ -8,6 +8,9 @@ Conventions (the same contract as the ops):
 
 * ``logits`` are ``[..., C]``, ``labels`` ``[...]`` ints in ``[0, C)``; class 0 is the
   background and an anchor is positive when its label is not 0.
+* Labels outside ``[0, C)`` follow the ops' traced (``jit``) contract, not their eager
+  ``ValueError``: a negative label is ignored (loss 0; in ``ssd_loss`` neither positive nor
+  negative), a label ``>= C`` gives a NaN loss (and is positive in ``ssd_loss``).
 * ``p_t = softmax(logits)[label]``; cross entropy ``-log p_t``; focal loss
   ``-alpha (1 - p_t)^gamma log p_t`` with ``0^0 = 1``.
 * The regression losses sum over the last axis (``[..., D] -> [...]``); smooth L1 is the
@@ -27,7 +30,10 @@ __all__ = ["softmax_cross_entropy", "focal_loss", "l1_loss", "smooth_l1_loss",
 
 
 def _log_softmax_at(row: np.ndarray, label: int) -> float:
-  """``log softmax(row)[label]`` for one ``[C]`` row, via the max-shifted log-sum-exp."""
+  """``log softmax(row)[label]`` for one ``[C]`` row, via the max-shifted log-sum-exp.
+
+  Only called for a label in ``[0, C)``; callers handle the others.
+  """
   m = max(float(v) for v in row)
   total = 0.0
   for v in row:
@@ -45,7 +51,13 @@ def softmax_cross_entropy(logits, labels) -> np.ndarray:
   labels = np.asarray(labels)
   out = np.zeros(labels.shape, np.float64)
   for idx in np.ndindex(labels.shape):
-    out[idx] = -_log_softmax_at(logits[idx], int(labels[idx]))
+    label = int(labels[idx])
+    if label < 0:
+      out[idx] = 0.0  # ignored
+    elif label >= logits.shape[-1]:
+      out[idx] = math.nan
+    else:
+      out[idx] = -_log_softmax_at(logits[idx], label)
   return out
 
 
@@ -59,7 +71,13 @@ def focal_loss(logits, labels, *, gamma: float = 2.0, alpha: float = 0.25) -> np
   labels = np.asarray(labels)
   out = np.zeros(labels.shape, np.float64)
   for idx in np.ndindex(labels.shape):
-    log_p = _log_softmax_at(logits[idx], int(labels[idx]))
+    label = int(labels[idx])
+    if label < 0:  # ignored
+      continue
+    if label >= logits.shape[-1]:
+      out[idx] = math.nan
+      continue
+    log_p = _log_softmax_at(logits[idx], label)
     p = math.exp(log_p)
     weight = 1.0 if gamma == 0 else max(1.0 - p, 0.0) ** gamma
     out[idx] = -alpha * weight * log_p
@@ -97,18 +115,22 @@ def _sum_over_last_axis(predictions, targets, loss) -> np.ndarray:
 
 
 def hard_negative_mask(losses, positive, *, ratio: float = 3.0,
-                       min_negatives: int = 0) -> np.ndarray:
+                       min_negatives: int = 0, negative=None) -> np.ndarray:
   """``[..., A]`` bool: per image, the ``k`` negatives of largest loss (ties: lower index).
+
+  ``negative`` (default: every anchor that is not positive) lists the anchors that may be
+  chosen; ``ssd_loss`` leaves its ignored anchors out of it.
 
   >>> hard_negative_mask([.1, .9, .5, .7], [True, False, False, False], ratio=2).tolist()
   [False, True, False, True]
   """
   losses = np.asarray(losses, np.float64)
   positive = np.asarray(positive, bool)
+  negative = ~positive if negative is None else np.asarray(negative, bool)
   out = np.zeros(losses.shape, bool)
   for idx in np.ndindex(losses.shape[:-1]):
-    row, pos = losses[idx], positive[idx]
-    negatives = [a for a in range(len(row)) if not pos[a]]
+    row, pos, neg = losses[idx], positive[idx], negative[idx]
+    negatives = [a for a in range(len(row)) if neg[a]]
     k = max(math.floor(ratio * int(pos.sum())), min_negatives)
     k = min(k, len(negatives))
     # Largest loss first; Python's sort is stable, so equal losses keep the lower index first.
@@ -125,7 +147,7 @@ def ssd_loss(class_logits, offsets, labels, offset_targets, *, classification="c
 
   ``loss = (sum_cls + w sum_loc) / max(N_pos, 1)`` over the whole batch; ``sum_cls`` runs
   over every anchor, or with ``hard_negative_ratio`` over the positives and the mined
-  negatives; ``sum_loc`` over the positives.
+  negatives; ``sum_loc`` over the positives. Anchors with a negative label are ignored.
   """
   labels = np.asarray(labels)
   if classification == "ce":
@@ -137,10 +159,12 @@ def ssd_loss(class_logits, offsets, labels, offset_targets, *, classification="c
   else:
     loc = smooth_l1_loss(offsets, offset_targets)
   positive = labels > 0
+  negative = labels == 0
   if hard_negative_ratio is None:
-    keep = np.ones(labels.shape, bool)
+    keep = positive | negative
   else:
-    keep = positive | hard_negative_mask(cls, positive, ratio=hard_negative_ratio)
+    keep = positive | hard_negative_mask(cls, positive, ratio=hard_negative_ratio,
+                                         negative=negative)
   num_pos = int(positive.sum())
   cls_sum, loc_sum = 0.0, 0.0
   for idx in np.ndindex(labels.shape):

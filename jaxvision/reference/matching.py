@@ -23,7 +23,8 @@ DECODE_CLIP = math.log(1000.0 / 16)
 def match_anchors(anchors, gt_boxes, gt_valid, *, iou_threshold, bipartite=True):
   """Greedy bipartite + threshold matching of ``[A, 4]`` anchors to ``[G, 4]`` padded GTs.
 
-  1. IoU matrix ``[A, G]``; columns of invalid GTs are blanked (-inf).
+  1. IoU matrix ``[A, G]``; columns of invalid GTs are blanked (-inf). A GT is invalid
+     when ``gt_valid`` is False, or its box has a side ``<= 0`` or a non-finite coordinate.
   2. If ``bipartite``: ``min(#valid, A)`` times, take the arg-max of the whole matrix
      (``np.argmax`` on the flattened matrix: the first maximum in row-major order, i.e. the
      lowest anchor, then the lowest GT), assign that anchor to that GT, blank its row and
@@ -41,6 +42,9 @@ def match_anchors(anchors, gt_boxes, gt_valid, *, iou_threshold, bipartite=True)
   anchors = np.asarray(anchors, np.float64).reshape(-1, 4)
   gt_boxes = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
   gt_valid = np.asarray(gt_valid, bool).reshape(-1)
+  with np.errstate(invalid="ignore"):
+    gt_valid = (gt_valid & (gt_boxes[:, 2] > gt_boxes[:, 0]) & (gt_boxes[:, 3] > gt_boxes[:, 1])
+                & np.isfinite(gt_boxes).all(axis=1))
   num_anchors, num_gt = len(anchors), len(gt_boxes)
   iou = box_iou(anchors, gt_boxes) if num_anchors and num_gt else np.zeros((num_anchors, num_gt))
 

@@ -390,8 +390,14 @@ def _train_and_evaluate_locked(config: TrainConfig, workdir: str, *, task: Task,
     ckpt = Checkpointer(os.path.join(workdir, CHECKPOINT_DIR), save_every=config.checkpoint_every,
                         keep=config.keep_checkpoints)
     if ckpt.latest_step() is not None:
-      state, data_iter = ckpt.restore(state, data_iter)
-      start_step = int(jax.device_get(state.step))
+      # Falls back to the newest step that restores; damaged newer steps are moved aside
+      # (to `<step>.damaged-<time>`) with one warning each, so saves after it work.
+      try:
+        state, data_iter = ckpt.restore(state, data_iter)
+      except BaseException:
+        ckpt.close()
+        raise
+      start_step = int(jax.device_get(state.step))  # == ckpt.restored_step
       if jax.process_index() == 0:
         print(f"Resumed from step {start_step} ({os.path.join(workdir, CHECKPOINT_DIR)}).",
               flush=True)

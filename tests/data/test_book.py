@@ -273,3 +273,66 @@ def test_segmentation_source_errors(tmp_path):
   np.save(tmp_path / "seg.npy", {})
   with pytest.raises(ValueError, match="no masks"):
     BookSegmentationSource(tmp_path, tmp_path / "seg.npy")
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 13: boxes emptied by clipping, class ids past int32.
+
+
+def test_detection_source_drops_boxes_empty_after_clipping(tmp_path):
+  for name in ("a.png", "b.png", "c.png"):
+    write_image(tmp_path / name, 6, 8, seed=len(name))
+  path = write_csv(tmp_path / "labels.csv", [
+      "a.png,2,6,0,3,1",
+      "a.png,9,12,1,4,2",   # x past the right border (width 8): zero width after clipping
+      "a.png,1,5,-4,-1,3",  # above the top: zero height
+      "b.png,7,10,1,5,2",   # overhangs: clipped to [7, 1, 8, 5], kept
+      "c.png,8,9,0,6,1",    # on the border: x1 = x2 = 8
+  ])
+  with pytest.warns(UserWarning) as record:
+    src = BookDetectionSource(tmp_path, path, max_boxes=3)
+  assert len(record) == 1  # once per file
+  message = str(record[0].message)
+  assert "labels.csv" in message and "'a.png' (2)" in message and "'c.png' (1)" in message
+  assert "b.png" not in message and "dropped 3 box(es)" in message
+  a, b, c = src[0], src[1], src[2]
+  assert int(a["num_boxes"]) == 1 and a["classes"].tolist() == [1, 0, 0]
+  np.testing.assert_array_equal(a["boxes"][0], [2, 0, 6, 3])
+  np.testing.assert_array_equal(a["boxes"][1:], 0)
+  assert int(b["num_boxes"]) == 1
+  np.testing.assert_array_equal(b["boxes"][0], [7, 1, 8, 5])
+  assert int(c["num_boxes"]) == 0 and not c["boxes"].any() and not c["classes"].any()
+  # Every kept box has a positive area (so match_anchors / encode_boxes get no empty GT).
+  boxes, counts = src.get_batch([0, 1, 2])["boxes"], [1, 1, 0]
+  for row, n in zip(boxes, counts):
+    assert ((row[:n, 2] > row[:n, 0]) & (row[:n, 3] > row[:n, 1])).all()
+
+
+def test_detection_source_max_boxes_counts_kept_boxes(tmp_path):
+  write_image(tmp_path / "a.png", 6, 8, seed=0)
+  path = write_csv(tmp_path / "labels.csv", ["a.png,2,6,0,3,1", "a.png,9,12,1,4,2"])
+  with pytest.warns(UserWarning, match="a.png"):
+    src = BookDetectionSource(tmp_path, path, max_boxes=1)
+  assert int(src[0]["num_boxes"]) == 1
+
+
+def test_detection_source_without_clipped_boxes_does_not_warn(tmp_path, recwarn):
+  write_image(tmp_path / "a.png", 6, 8, seed=0)
+  BookDetectionSource(tmp_path, write_csv(tmp_path / "labels.csv", ["a.png,2,6,0,3,1"]))
+  assert not [w for w in recwarn if "dropped" in str(w.message)]
+
+
+@pytest.mark.parametrize("row, column", [
+    ("a.jpg,1,2,3,4,2147483648", "class_id"),  # int32 max + 1
+    ("a.jpg,1,2,3,4,99999999999999999999", "class_id"),
+    ("a.jpg,1,1e39,3,4,1", "xmax"),  # beyond float32
+])
+def test_read_book_labels_values_past_the_dtypes(tmp_path, row, column):
+  path = write_csv(tmp_path / "labels.csv", ["a.jpg,1,2,3,4,1", row])
+  with pytest.raises(ValueError, match=rf"labels\.csv, line 3: column '{column}'"):
+    read_book_labels(path)
+
+
+def test_read_book_labels_int32_max_class_is_fine(tmp_path):
+  path = write_csv(tmp_path / "labels.csv", ["a.jpg,1,2,3,4,2147483647"])
+  assert read_book_labels(path)["a.jpg"][1].tolist() == [2147483647]

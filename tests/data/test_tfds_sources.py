@@ -256,3 +256,18 @@ def test_random_mock_data(tfds):
   assert len(voc) == 3 and len(pets) == 3
   with pytest.raises(ValueError, match="Oxford-IIIT Pet"):
     pets.get_batch([0, 1])  # the mock's __getitems__ has another signature: per-record reads
+
+
+def test_voc_record_drops_boxes_empty_after_clipping():
+  """Issue 13: a box outside the image is empty after clipping to [0, 1]; it is dropped with
+  its label (it would be matched at IoU 0 with an infinite log-size target)."""
+  from jaxvision.data.tfds import _voc_record
+  record = {"image": np.zeros((10, 20, 3), np.uint8),
+            "objects": {"bbox": np.array([[1.1, 0.2, 1.3, 0.4],    # below the image
+                                          [0.1, 0.2, 0.5, 0.6],    # kept
+                                          [0.3, 0.5, 0.3, 0.9],    # zero height
+                                          [0.5, 0.5, 1.2, 1.5]]),  # overhangs: clipped
+                        "label": np.array([4, 7, 2, 0])}}
+  out = _voc_record(record, image_size=None, max_boxes=3)
+  assert int(out["num_boxes"]) == 2 and out["classes"].tolist() == [8, 1, 0]
+  np.testing.assert_allclose(out["boxes"], [[4, 1, 12, 5], [10, 5, 20, 10], [0, 0, 0, 0]])

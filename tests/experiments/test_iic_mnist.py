@@ -142,22 +142,6 @@ def test_evaluate_refuses_flags_that_contradict_the_weights(trained, tiny_mnist,
       capsys, ["--evaluate", "--data-dir", tiny_mnist, "--workdir", str(tmp_path)])
 
 
-def test_run_from_python_as_the_demo_calls_it(tiny_mnist, tmp_path, monkeypatch):
-  """``run(name, config=..., ...)`` with the config's ``steps`` field, no --record: nothing
-  is written outside the workdir (the repository's results file included)."""
-  monkeypatch.chdir(tmp_path)
-  before = _mtime(iic_mnist.RESULTS_FILE)
-  cfg = dataclasses.replace(iic_mnist.CONFIGS["tiny"], steps=2, checkpoint_every=0)
-  res = iic_mnist.run("tiny", config=cfg, data_dir=tiny_mnist, workdir=str(tmp_path / "w"),
-                      progress=False)
-  assert res["final_step"] == 2
-  for key in ("test_accuracy", "best_head_accuracy", "wall_seconds"):
-    assert isinstance(res[key], float), key
-  assert res["command"].startswith("python -m experiments.iic_mnist --config tiny")
-  assert sorted(os.listdir(tmp_path)) == ["w"]
-  assert _mtime(iic_mnist.RESULTS_FILE) == before
-
-
 def test_help_lists_every_shared_flag_with_its_default(capsys):
   text, entries = check_help(capsys, iic_mnist.main, _SHARED_FLAGS + ("--alpha",))
   assert "(default: 0)" in entries["--seed"]

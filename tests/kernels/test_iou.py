@@ -172,6 +172,40 @@ class _IoUKernelChecks:
     with pytest.raises(ValueError, match="batch"):
       self._iou(boxes, np.zeros((2, 3, 4), np.float32))
 
+    with pytest.raises(ValueError, match="nonfinite"):
+      iou_matrix(boxes, boxes, nonfinite="inf", interpret=True)
+
+  @pytest.mark.parametrize("kind", ["iou", "giou"])
+  def test_scale_invariant_and_bitwise_at_powers_of_two(self, kind):
+    """Issue 13: areas of 1e20-sized boxes overflow float32; each pair is computed at a
+    power-of-two scale, so the result is the same at every scale (bit for bit when the
+    scale is itself a power of two)."""
+    rng = np.random.default_rng(3)
+    b1, b2 = _boxes(rng, (1, 19)), _boxes(rng, (1, 23), "clustered")
+    want = np.asarray(self._iou(b1, b2, kind))
+    for scale in (2.0**-90, 2.0**66, 2.0**120):
+      got = np.asarray(self._iou(b1 * np.float32(scale), b2 * np.float32(scale), kind))
+      np.testing.assert_array_equal(got, want)
+    big = np.array([[[0, 0, 1e20, 1e20], [0, 0, 1, 1]]], np.float32)
+    other = np.array([[[0, 0, 2e20, 1e20], [0, 0, 2, 1]]], np.float32)
+    got = np.asarray(self._iou(big, other, kind))
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(np.diagonal(got[0]), [0.5, 0.5], rtol=1e-6)
+
+  def test_non_finite_boxes(self):
+    """A pair with a NaN or infinite coordinate is 0 by default (what soft-NMS relies on) and
+    NaN with nonfinite="nan" (what jaxvision.ops.boxes passes); other pairs are exact."""
+    b1 = np.array([[[0, 0, 2, 2], [np.nan, 0, 2, 2], [0, 0, np.inf, 2]]], np.float32)
+    b2 = np.array([[[1, 0, 3, 2], [0, 0, 2, 2]]], np.float32)
+    for kind in ("iou", "giou"):
+      zero = np.asarray(self._iou(b1, b2, kind))
+      nan = np.asarray(iou_matrix(b1, b2, kind=kind, config=_SMALL, interpret=self.INTERPRET,
+                                  nonfinite="nan"))
+      np.testing.assert_array_equal(zero[0, 1:], 0.0)
+      assert np.isnan(nan[0, 1:]).all()
+      np.testing.assert_array_equal(zero[0, 0], nan[0, 0])
+      np.testing.assert_allclose(zero[0, 0], _oracle(b1[:, :1], b2, kind)[0, 0], rtol=_RTOL)
+
 
 class TestIoUKernelInterpret(_IoUKernelChecks):
   INTERPRET = True

@@ -229,3 +229,39 @@ def test_save_confusion_matrix_writes_png(tmp_path):
     save_confusion_matrix(cm, tmp_path / "x.png", class_names=["a"])
   with pytest.raises(ValueError, match="`cm`"):
     save_confusion_matrix(-cm, tmp_path / "x.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 13: cluster ids are arbitrary names, however large.
+
+
+def test_metrics_relabel_huge_ids_instead_of_allocating_by_id():
+  labels, predictions = [0, 1, 1, 0, 2], [0, 10**9, 10**9, 0, 7]
+  assert hungarian_accuracy([0, 1], [0, 10**9]) == 1.0  # was a dense 15 GiB matrix
+  assert hungarian_accuracy(labels, predictions) == 1.0
+  assert many_to_one_accuracy(labels, predictions) == 1.0
+  assert normalized_mutual_info(labels, predictions) == pytest.approx(1.0)
+  assert adjusted_rand_index(labels, predictions) == 1.0
+  # Same values as with the ids renamed to 0..K-1.
+  rng = np.random.default_rng(0)
+  y, k = rng.integers(0, 4, 200), rng.integers(0, 6, 200)
+  names = np.array([3, 10**12, 17, 2**40, 0, 999_999_937])
+  for fn in (hungarian_accuracy, many_to_one_accuracy, normalized_mutual_info,
+             adjusted_rand_index):
+    assert fn(y * 10**10, names[k]) == pytest.approx(fn(y, k), abs=1e-12), fn.__name__
+  head = evaluate_heads(y, np.stack([names[k], k]), [0.0, 1.0])
+  assert head["accuracy"][0] == head["accuracy"][1]
+
+
+def test_mappings_with_sparse_ids():
+  acc, mapping = hungarian_accuracy([0, 0, 1, 1], [5, 5, 2, 2], return_mapping=True)
+  assert acc == 1.0 and mapping.tolist() == [-1, -1, 1, -1, -1, 0]
+  acc, mapping = many_to_one_accuracy([0, 0, 1, 1, 1], [5, 5, 2, 2, 5], return_mapping=True)
+  assert acc == 0.8 and mapping.tolist() == [-1, -1, 1, -1, -1, 0]
+  # The mappings are indexed by cluster id: refused, not allocated, for huge ids.
+  for fn in (hungarian_accuracy, many_to_one_accuracy):
+    assert fn([0, 1], [0, 10**9]) == 1.0
+    with pytest.raises(ValueError, match="mapping.*`predictions`"):
+      fn([0, 1], [0, 10**9], return_mapping=True)
+  with pytest.raises(ValueError, match="contingency matrix.*`predictions`.*relabel"):
+    contingency_matrix([0, 1], [0, 10**9])

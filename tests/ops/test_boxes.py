@@ -408,3 +408,71 @@ def test_convert_and_area_bad_input():
     B.box_convert(jnp.zeros((2, 3)), in_fmt="xyxy", out_fmt="xywh")
   with pytest.raises(ValueError, match="boxes"):
     B.box_area(jnp.zeros((2, 5)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scale and non-finite input (issue 13).
+
+
+@pytest.mark.parametrize("name", list(_PAIRWISE))
+@pytest.mark.parametrize("scale", [1e-30, 1e-20, 1.0, 1e20, 1e30, 1e37])
+@pytest.mark.parametrize("implementation", ["xla", "pallas"])
+def test_pairwise_is_scale_invariant(name, scale, implementation):
+  """Areas of 1e20-sized boxes overflow float32 (1e40 > 3.4e38) and those of 1e-25-sized ones
+  underflow; each pair is computed at a power-of-two scale, so neither happens: the result
+  at any scale is the result at scale 1 (0.5 for these two boxes' IoU), never 0 or NaN."""
+  if implementation == "pallas" and name not in ("box_iou", "generalized_box_iou"):
+    pytest.skip("the kernel computes IoU and GIoU only")
+  fn = _PAIRWISE[name][0]
+  rng = np.random.default_rng(0)
+  unit = np.concatenate([[[0, 0, 1, 1], [0, 0, 2, 1], [0.5, -1, 1.5, 3]],
+                         make_boxes(rng, 20, "uniform") / 1000], 0).astype(np.float32)
+  kw = {"implementation": implementation} if implementation == "pallas" else {}
+  want = np.asarray(fn(jnp.asarray(unit), jnp.asarray(unit), **kw))
+  scaled = jnp.asarray(unit * np.float32(scale))
+  got = np.asarray(fn(scaled, scaled, **kw))
+  assert np.isfinite(got).all()
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(got, _PAIRWISE[name][1](unit * scale, unit * scale), rtol=1e-5,
+                             atol=1e-5)
+  if name == "box_iou":
+    np.testing.assert_allclose(got[0, 1], 0.5, rtol=1e-6)  # (scale rounds in float32)
+
+
+def test_box_iou_1e20_and_mixed_scales():
+  a = jnp.array([[0.0, 0, 1e20, 1e20], [0, 0, 1, 1], [-3e38, -3e38, 3e38, 3e38]])
+  b = jnp.array([[0.0, 0, 2e20, 1e20], [0, 0, 2, 1], [-3e38, -3e38, 3e38, 3e38]])
+  for impl in ("xla", "pallas"):
+    iou = np.asarray(B.box_iou(a, b, implementation=impl))
+    # Per pair: a tiny box next to a huge one keeps its own precision.
+    np.testing.assert_allclose(np.diag(iou), [0.5, 0.5, 1.0], rtol=1e-6)
+  for name, (fn, _) in _PAIRWISE.items():
+    out = np.asarray(fn(a, b))
+    assert np.isfinite(out).all(), name
+  # Gradients stay finite at 1e20.
+  for name in ("generalized_box_iou", "distance_box_iou", "complete_box_iou"):
+    g = jax.grad(lambda x: _PAIRWISE[name][0](x, b[:1]).sum())(a[:1])
+    assert np.isfinite(np.asarray(g)).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_coordinate_gives_nan_for_every_member(bad):
+  """One rule for the whole family (and both implementations, and the oracle): a pair with
+  a NaN or infinite coordinate is NaN; the other pairs are untouched."""
+  a = np.array([[0.0, 0, 2, 2], [0, 0, 2, 2]], np.float32)
+  a[1, 2] = bad
+  b = np.array([[1.0, 0, 3, 2], [0, 0, 2, 2]], np.float32)
+  for name, (fn, oracle) in _PAIRWISE.items():
+    want = oracle(a, b)
+    assert np.isnan(want[1]).all() and np.isfinite(want[0]).all()
+    got = np.asarray(fn(jnp.asarray(a), jnp.asarray(b)))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    got_t = np.asarray(fn(jnp.asarray(b), jnp.asarray(a)))
+    np.testing.assert_array_equal(np.isnan(got_t), np.isnan(want.T))
+    # The finite pairs' gradients are unaffected; the non-finite box gets none (zero).
+    g = np.asarray(jax.grad(lambda x: jnp.nansum(fn(x, jnp.asarray(b))))(jnp.asarray(a)))
+    assert np.isfinite(g).all() and not g[1].any()
+  for name in ("box_iou", "generalized_box_iou"):
+    got = np.asarray(_PAIRWISE[name][0](a, b, implementation="pallas"))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(_PAIRWISE[name][1](a, b)))

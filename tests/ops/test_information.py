@@ -237,6 +237,69 @@ def test_iic_bad_arguments():
     iic_loss(z, z, implementation="cuda")
 
 
+@pytest.mark.parametrize("case, match", [
+    ("logits", r"probabilities in \[0, 1\] \(softmax outputs, not logits\), found 2\.5"),
+    ("negative", r"probabilities in \[0, 1\].*found -0\.25"),
+    ("nan", r"probabilities in \[0, 1\].*found nan"),
+    ("zero_row", r"probabilities whose rows .* within 0\.001; row \(2,\) sums to 0\."),
+    ("half_row", r"probabilities whose rows .* within 0\.001; row \(1,\) sums to 0\.5\."),
+])
+@pytest.mark.parametrize("which", ["z", "z_bar"])
+def test_iic_concrete_non_probabilities_raise(case, match, which):
+  good = np.full((4, 2), 0.5, np.float32)
+  bad = good.copy()
+  if case == "logits":
+    bad[:] = [[2.5, -1.0], [0.3, 0.2], [1.0, 2.0], [-3.0, 0.0]]
+  elif case == "negative":
+    bad[3] = [-0.25, 1.25]
+  elif case == "nan":
+    bad[0, 1] = np.nan
+  elif case == "zero_row":
+    bad[2] = 0.0
+  else:
+    bad[1] = 0.25
+  args = (bad, good) if which == "z" else (good, bad)
+  for fn in (iic_loss, joint_probability,
+             lambda a, b: iic_loss(a, b, implementation="pallas")):
+    with pytest.raises(ValueError, match=f"`{which}` must hold " + match):
+      fn(*(jnp.asarray(a) for a in args))
+
+
+def test_iic_row_sum_tolerance_follows_the_dtype():
+  z = np.full((4, 2), 0.5, np.float32)
+  z[0] = [0.5, 0.5009]  # off by 9e-4: within 1e-3
+  iic_loss(z, z)
+  z[0] = [0.5, 0.502]   # off by 2e-3: refused in float32 ...
+  with pytest.raises(ValueError, match="`z` .*within 0.001.*sums to 1.00"):
+    iic_loss(z, z)
+  lo = jnp.asarray(z, jnp.bfloat16)  # ... accepted in bfloat16 (2**-7), as rounding allows
+  assert np.isfinite(float(iic_loss(lo, lo)))
+  with pytest.raises(ValueError, match="within 0.0078125"):
+    iic_loss(jnp.full((4, 2), 0.51, jnp.bfloat16), lo)
+
+
+def test_iic_traced_non_probabilities_give_nan_per_problem():
+  rng = np.random.default_rng(8)
+  z, z_bar = _softmax(rng, (3, 6, 4)), _softmax(rng, (3, 6, 4))
+  bad = z.copy()
+  bad[1] = rng.normal(size=(6, 4)) * 3  # problem 1: logits
+  bad[2, 0] = 0.0                       # problem 2: an all-zero row
+  want = _oracle_loss(z, z_bar)
+  for fn in (jax.jit(iic_loss), jax.vmap(iic_loss),
+             jax.jit(lambda a, b: iic_loss(a, b, implementation="pallas"))):
+    loss = np.asarray(fn(bad, z_bar))
+    np.testing.assert_allclose(loss[0], want[0], rtol=1e-5, atol=1e-6)
+    assert np.isnan(loss[1]) and np.isnan(loss[2])
+    assert np.all(np.isnan(np.asarray(fn(z_bar, bad))[1:]))
+  p = np.asarray(jax.jit(joint_probability)(bad, z_bar))
+  np.testing.assert_allclose(p[0], ref_iic.joint_probability(z[0], z_bar[0]), rtol=1e-5,
+                             atol=1e-7)
+  assert np.all(np.isnan(p[1:]))
+  # Under grad (traced, not jitted) the same contract; valid problems keep their gradient.
+  g = jax.grad(lambda a: iic_loss(a[0], z_bar[0]))(bad)
+  assert np.all(np.isfinite(np.asarray(g)))
+
+
 # ---------------------------------------------------------------------------------------------
 # MINE.
 
@@ -337,3 +400,25 @@ def test_mine_bad_arguments():
       mine_loss(t, t, decay=decay)
   with pytest.raises(ValueError, match="ema"):
     mine_loss(t, t, ema=np.ones(2, np.float32))
+
+
+@pytest.mark.parametrize("ema", [-1.0, 0.0, math.inf, math.nan, -1e-30])
+def test_mine_ema_out_of_range(ema):
+  t_joint, t_marginal = np.array([1.0, 3.0], np.float32), np.array([0.0, 1.0], np.float32)
+  for e in (ema, np.float32(ema), jnp.asarray(ema)):
+    with pytest.raises(ValueError, match=r"`ema` must be finite and > 0 .*got "):
+      mine_loss(t_joint, t_marginal, ema=e)
+  loss, new_ema = jax.jit(lambda a, b, e: mine_loss(a, b, ema=e))(t_joint, t_marginal, ema)
+  assert np.isnan(float(loss)) and np.isnan(float(new_ema))
+  # A valid ema under jit is unchanged by the guard.
+  loss, new_ema = jax.jit(lambda a, b, e: mine_loss(a, b, ema=e, decay=0.5))(
+      t_joint, t_marginal, 2.0)
+  np.testing.assert_allclose(float(new_ema), 0.5 * 2.0 + 0.5 * (1 + math.e) / 2, rtol=1e-6)
+  np.testing.assert_allclose(float(loss), -float(mine_lower_bound(t_joint, t_marginal)),
+                             rtol=1e-6)
+
+
+def test_mine_traced_decay_raises_type_error():
+  t = np.zeros(4, np.float32)
+  with pytest.raises(TypeError, match="`decay` must be a Python number"):
+    jax.jit(lambda d: mine_loss(t, t, ema=1.0, decay=d))(0.5)

@@ -442,6 +442,111 @@ def test_bad_inputs_raise_naming_the_argument():
     ops.ssd_loss(logits, off[:, :4], labels[:, :4], off[:, :4])
 
 
+# ---------------------------------------------------------------------------------------------
+# Labels out of [0, C): refused when concrete; ignored (negative) or NaN (>= C) when traced.
+
+
+@pytest.mark.parametrize("loss", ["ce", "focal"])
+@pytest.mark.parametrize("bad", [-1, -7, 4, 5])
+def test_concrete_labels_out_of_range_raise(loss, bad):
+  logits = np.zeros((3, 4), np.float32)
+  labels = np.array([0, bad, 3], np.int32)
+  fn = ops.softmax_cross_entropy if loss == "ce" else ops.focal_loss
+  for lab in (labels, jnp.asarray(labels), labels.tolist()):
+    with pytest.raises(ValueError, match=rf"`labels` must hold class ids in \[0, 4\).*found "
+                       rf"{bad}\."):
+      fn(logits, lab)
+  off = np.zeros((3, 4), np.float32)
+  with pytest.raises(ValueError, match=rf"`labels`.*\[0, 4\).*found {bad}\."):
+    ops.ssd_loss(logits, off, labels, off, classification=loss)
+
+
+@pytest.mark.parametrize("shape", [(7,), (2, 3, 5)], ids=str)
+@pytest.mark.parametrize("gamma,alpha", [(2.0, 0.25), (0.0, 1.0)])
+def test_traced_labels_out_of_range_match_oracle(shape, gamma, alpha):
+  # -1 and -3 are ignored (loss 0), 6 and 9 are NaN; the oracle follows the same contract.
+  rng = np.random.default_rng(len(shape))
+  logits = _logits(rng, shape, 6)
+  labels = rng.choice(np.array([-3, -1, 0, 2, 5, 6, 9], np.int32), shape)
+  ce = jax.jit(ops.softmax_cross_entropy)(logits, labels)
+  focal = jax.jit(lambda x, y: ops.focal_loss(x, y, gamma=gamma, alpha=alpha))(logits, labels)
+  want_ce = ref.softmax_cross_entropy(logits, labels)
+  want_focal = ref.focal_loss(logits, labels, gamma=gamma, alpha=alpha)
+  assert np.all(want_ce[labels < 0] == 0) and np.all(np.isnan(want_ce[labels >= 6]))
+  np.testing.assert_allclose(_f64(ce), want_ce, rtol=1e-5, atol=1e-6)  # NaN where NaN
+  np.testing.assert_allclose(_f64(focal), want_focal, rtol=1e-5, atol=1e-6)
+  # The ignored elements get no gradient; the kept ones get theirs.
+  g = jax.jit(jax.grad(lambda x, y: jnp.sum(ops.softmax_cross_entropy(x, y))))(logits, labels)
+  assert np.all(np.asarray(g)[labels < 0] == 0)
+  keep = (labels >= 0) & (labels < 6)
+  g_keep = jax.grad(lambda x: jnp.sum(ops.softmax_cross_entropy(x, np.where(keep, labels, 0))
+                                      * keep))(logits)
+  np.testing.assert_allclose(np.asarray(g)[keep], np.asarray(g_keep)[keep], rtol=1e-6)
+  # vmap and grad trace the labels too.
+  vm = jax.vmap(ops.softmax_cross_entropy)(logits.reshape(-1, 1, 6), labels.reshape(-1, 1))
+  np.testing.assert_allclose(_f64(vm).reshape(shape), want_ce, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("classification", ["ce", "focal"])
+@pytest.mark.parametrize("hard_negative_ratio", [None, 1.0])
+def test_traced_ssd_loss_ignores_negative_labels(classification, hard_negative_ratio):
+  rng = np.random.default_rng(4)
+  shape = (2, 12)
+  logits = _logits(rng, shape, 4)
+  labels = _labels(rng, shape, 4, p_background=0.6)
+  labels[0, 1], labels[1, 0] = 2, 0  # at least one positive and one negative
+  ignored = np.zeros(shape, bool)
+  ignored[0, [0, 5]] = ignored[1, [3, 4, 11]] = True
+  labels = np.where(ignored, -1, labels).astype(np.int32)
+  off = rng.normal(size=shape + (4,)).astype(np.float32)
+  tgt = rng.normal(size=shape + (4,)).astype(np.float32)
+  kw = dict(classification=classification, hard_negative_ratio=hard_negative_ratio,
+            localization="smooth_l1")
+  loss, parts = jax.jit(lambda *a: ops.ssd_loss(*a, **kw))(logits, off, labels, tgt)
+  want, want_parts = ref.ssd_loss(logits, off, labels, tgt, **kw)
+  np.testing.assert_allclose(float(loss), want, rtol=1e-5)
+  assert int(parts["num_positives"]) == want_parts["num_positives"] == np.sum(labels > 0)
+  # The same as dropping the ignored anchors (one image at a time: they differ in count).
+  kept = [ops.ssd_loss(logits[b][~ignored[b]], off[b][~ignored[b]], labels[b][~ignored[b]],
+                       tgt[b][~ignored[b]], **kw)[1] for b in range(2)]
+  num_pos = sum(int(k["num_positives"]) for k in kept)
+  cls = sum(float(k["classification"]) * max(int(k["num_positives"]), 1) for k in kept)
+  np.testing.assert_allclose(float(parts["classification"]) * max(num_pos, 1), cls, rtol=1e-5)
+  # No gradient flows to the ignored anchors, logits or offsets.
+  g_logits, g_off = jax.jit(jax.grad(lambda x, o, y: ops.ssd_loss(x, o, y, tgt, **kw)[0],
+                                     argnums=(0, 1)))(logits, off, labels)
+  assert np.all(np.asarray(g_logits)[ignored] == 0) and np.all(np.asarray(g_off)[ignored] == 0)
+  # A label >= C makes the loss NaN.
+  too_big = labels.copy()
+  too_big[0, 1] = 4
+  assert np.isnan(float(jax.jit(lambda *a: ops.ssd_loss(*a, **kw)[0])(logits, off, too_big,
+                                                                      tgt)))
+
+
+def test_traced_hyper_parameters_raise_type_error_naming_them():
+  logits, labels = jnp.zeros((2, 3)), jnp.zeros(2, jnp.int32)
+  off = jnp.zeros((2, 4))
+  cases = [
+      ("gamma", lambda v: ops.focal_loss(logits, labels, gamma=v)),
+      ("alpha", lambda v: ops.focal_loss(logits, labels, alpha=v)),
+      ("delta", lambda v: ops.smooth_l1_loss(off, off, delta=v)),
+      ("ratio", lambda v: ops.hard_negative_mask(jnp.zeros(2), jnp.ones(2, bool), ratio=v)),
+      ("focal_gamma", lambda v: ops.ssd_loss(logits, off, labels, off, classification="focal",
+                                             focal_gamma=v)[0]),
+      ("focal_alpha", lambda v: ops.ssd_loss(logits, off, labels, off, classification="focal",
+                                             focal_alpha=v)[0]),
+      ("hard_negative_ratio", lambda v: ops.ssd_loss(logits, off, labels, off,
+                                                     hard_negative_ratio=v)[0]),
+  ]
+  for name, fn in cases:
+    with pytest.raises(TypeError, match=rf"`{name}` must be a .*Python number, got .*Trace"):
+      jax.jit(fn)(1.0)
+    fn(1.0)  # the same value as a Python number is fine
+  for name, fn in cases[:3]:
+    with pytest.raises(ValueError, match=f"`{name}`"):
+      fn(math.nan)
+
+
 def test_reexported_from_ops():
   for name in losses.__all__:
     assert getattr(ops, name) is getattr(losses, name)

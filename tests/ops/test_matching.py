@@ -234,6 +234,38 @@ def test_match_anchors_d2l_example():
   np.testing.assert_allclose(offsets, want, rtol=5e-3, atol=1e-5)
 
 
+def test_match_anchors_empty_or_non_finite_gt_is_never_matched():
+  """Issue 13: a zero-width GT (a box clipped at the image border) used to take an anchor in
+  the bipartite pass at IoU 0, and encode_boxes gave it a log-size target of -436.7."""
+  anchors = np.array([[0, 0, 10, 10], [10, 0, 20, 10], [20, 0, 30, 10], [0, 10, 10, 20]],
+                     np.float32)
+  gt = np.array([[[0, 0, 10, 10], [30, 0, 30, 10], [5, 5, 2, 8], [np.nan, 0, 5, 5],
+                  [0, 0, np.inf, 10]]], np.float32)  # ok, zero width, negative, NaN, inf
+  valid = np.ones((1, 5), bool)
+  for fn in (match_anchors, jax.jit(functools.partial(match_anchors, iou_threshold=0.5))):
+    kwargs = {} if fn is not match_anchors else {"iou_threshold": 0.5}
+    matched, iou = fn(anchors, gt, valid, **kwargs)
+    np.testing.assert_array_equal(np.asarray(matched), [[0, -1, -1, -1]])
+    np.testing.assert_array_equal(np.asarray(iou), [[1, 0, 0, 0]])
+  want = _oracle(anchors, gt, valid, iou_threshold=0.5)
+  np.testing.assert_array_equal(want[0], [[0, -1, -1, -1]])
+  # Only invalid GTs: every anchor is background, with IoU 0.
+  matched, iou = match_anchors(anchors, gt[:, 1:], valid[:, 1:], iou_threshold=0.0)
+  np.testing.assert_array_equal(np.asarray(matched), -np.ones((1, 4)))
+  np.testing.assert_array_equal(np.asarray(iou), np.zeros((1, 4)))
+  # The targets of matched anchors stay small.
+  offsets = encode_boxes(gt[0][np.maximum(np.asarray(matched[0]), 0)], anchors)
+  assert np.isfinite(np.asarray(offsets)).all()
+
+
+def test_match_anchors_nan_anchor_matches_nothing():
+  anchors = np.array([[np.nan, 0, 10, 10], [0, 0, 10, 10]], np.float32)
+  gt = np.array([[0, 0, 10, 10]], np.float32)
+  matched, iou = match_anchors(anchors, gt, np.ones(1, bool), iou_threshold=0.5)
+  np.testing.assert_array_equal(np.asarray(matched), [-1, 0])
+  np.testing.assert_array_equal(np.asarray(iou), [0, 1])
+
+
 # ---------------------------------------------------------------------------------------------
 # match_anchors properties.
 
@@ -248,17 +280,19 @@ def test_match_anchors_properties(problem, threshold):
   for b in range(_BATCH):
     m, mi = matched[b], iou[b]
     ious = ref_boxes.box_iou(anchors, gt[b])  # [A, G]
-    best = np.where(valid[b], ious, -1.0).max(axis=1) if len(valid[b]) else np.zeros(len(m))
+    # Empty GT boxes count as padding (never matched), whatever `valid` says.
+    real = valid[b] & (gt[b][:, 2] > gt[b][:, 0]) & (gt[b][:, 3] > gt[b][:, 1])
+    best = np.where(real, ious, -1.0).max(axis=1) if len(real) else np.zeros(len(m))
     hit = m >= 0
     # Padded GTs never match; matched_iou is the IoU with the matched GT, else the best one.
-    assert np.all(valid[b][m[hit]])
+    assert np.all(real[m[hit]])
     np.testing.assert_allclose(mi[hit], ious[np.flatnonzero(hit), m[hit]], rtol=1e-6)
     np.testing.assert_allclose(mi[~hit], np.maximum(best[~hit], 0.0), rtol=1e-6)
     # Bipartite: every valid GT has an anchor (A >= #valid here); anchors below the threshold
     # are greedy-assigned, so they hold distinct GTs, at most one per valid GT.
-    assert set(np.flatnonzero(valid[b])) <= set(m[hit].tolist())
+    assert set(np.flatnonzero(real)) <= set(m[hit].tolist())
     below = m[hit & (mi < threshold)]
-    assert len(below) == len(set(below.tolist())) <= valid[b].sum()
+    assert len(below) == len(set(below.tolist())) <= real.sum()
     # Threshold only: matched exactly when the best valid IoU reaches the threshold.
     np.testing.assert_array_equal(plain[b] >= 0, best >= threshold)
     assert np.all(plain_iou[b][plain[b] >= 0] >= threshold)

@@ -898,7 +898,7 @@ class TestRaggedBatches:
     np.testing.assert_array_equal(low[1], num_valid)
 
   # Few examples: each compiles the four ops eagerly and jitted for its bucket size.
-  @settings(max_examples=5, deadline=None)
+  @settings(max_examples=3, deadline=None)
   @given(st.lists(problems(max_n=63), min_size=4, max_size=4), st.sampled_from(_IOU_THRESHOLDS))
   def test_matches_per_image_oracle(self, images, thr):
     # Real rows scattered among padding that would win; eager on [2, 2, S] (leading batch

@@ -158,11 +158,40 @@ def test_unpool_adds_values_that_land_on_the_same_position():
   np.testing.assert_array_equal(max_unpool(pooled, argmax, output_shape=(3, 3))[0, 1, 1, 0], 36)
 
 
-def test_unpool_drops_out_of_range_indices():
+def test_unpool_drops_out_of_range_indices_when_traced():
   values = jnp.array([1., 2., 3., 4.]).reshape(2, 1, 2, 1)
   argmax = jnp.array([-1, 3, 4, 0]).reshape(2, 1, 2, 1)  # 2x2 planes: -1 and 4 are outside
-  out = max_unpool(values, argmax, output_shape=(2, 2))
-  np.testing.assert_array_equal(out[..., 0], [[[0, 0], [0, 2]], [[4, 0], [0, 0]]])
+  unpool = lambda v, a: max_unpool(v, a, output_shape=(2, 2))  # noqa: E731
+  for fn in (jax.jit(unpool), jax.vmap(unpool)):
+    out = fn(values, argmax)
+    np.testing.assert_array_equal(out[..., 0], [[[0, 0], [0, 2]], [[4, 0], [0, 0]]])
+  # The dropped values get no gradient; the others get the gather. (`argmax` is an argument:
+  # closed over, it would be a concrete constant, checked and refused.)
+  weights = jnp.arange(1., 5.).reshape(1, 2, 2, 1)
+  g = jax.jit(jax.grad(lambda v, a: jnp.sum(unpool(v, a) * weights)))(values, argmax)
+  np.testing.assert_array_equal(g[..., 0], [[[0, 4]], [[0, 1]]])
+
+
+@pytest.mark.parametrize("argmax, output_shape, found", [
+    ([-1, 3, 2, 0], (2, 2), "found index -1 .smallest -1, largest 3"),
+    ([0, 3, 4, 0], (2, 2), "found index 4 .smallest 0, largest 4"),
+    ([5, 7, 13, 15], (2, 2), "found index 15"),  # output_shape smaller than the pooled image
+])
+def test_unpool_rejects_out_of_range_concrete_indices(argmax, output_shape, found):
+  values = jnp.array([1., 2., 3., 4.]).reshape(2, 1, 2, 1)
+  argmax = np.array(argmax, np.int32).reshape(2, 1, 2, 1)
+  for a in (argmax, jnp.asarray(argmax)):
+    with pytest.raises(ValueError, match=r"`argmax` must hold indices in \[0, 4\) \(the 2x2 "
+                       r"plane of `output_shape`\), " + found):
+      max_unpool(values, a, output_shape=output_shape)
+
+
+def test_unpool_to_a_smaller_shape_raises_not_zeros():
+  # The case: pooling a 4x4 image and unpooling to 2x2 gave all zeros silently.
+  pooled, argmax = max_pool_with_argmax(jnp.arange(16.).reshape(1, 4, 4, 1))
+  with pytest.raises(ValueError, match="`argmax`.*2x2 plane of `output_shape`.*found index 15"):
+    max_unpool(pooled, argmax, output_shape=(2, 2))
+  assert max_unpool(pooled, argmax, output_shape=(4, 4)).sum() == pooled.sum()
 
 
 def test_unpool_triple_index_path_matches_flat_path():
