@@ -10,7 +10,7 @@ label ``>= C`` gives NaN. A traced hyper-parameter raises ``TypeError`` naming i
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -19,16 +19,7 @@ import pytest
 
 from jaxvision import ops
 from jaxvision.reference import losses as ref
-
-
-class Raises(NamedTuple):
-  error: type
-  match: str
-
-
-class Value(NamedTuple):
-  meaning: str  # what the documented value stands for: "NaN", "ignored", ...
-  want: Any     # a number or an array (NaN matches NaN), or a callable returning one
+from tests.bad_inputs._table import Raises, Value, assert_outcome
 
 
 LOGITS = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0], [0.0, 1.0, 3.0]], np.float32)  # C = 3
@@ -150,10 +141,4 @@ ROWS = [
 
 @pytest.mark.parametrize("call, outcome", ROWS)
 def test_row(call: Callable[[], Any], outcome: Raises | Value):
-  if isinstance(outcome, Raises):
-    with pytest.raises(outcome.error, match=outcome.match):
-      call()
-    return
-  want = outcome.want() if callable(outcome.want) else outcome.want
-  np.testing.assert_allclose(np.asarray(call(), np.float64), np.asarray(want, np.float64),
-                             rtol=1e-5, atol=1e-6, err_msg=outcome.meaning)
+  assert_outcome(call, outcome)

@@ -11,7 +11,7 @@ breaks the contract, and dropped values for out-of-range unpooling indices.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -20,16 +20,7 @@ import pytest
 
 from jaxvision import ops
 from jaxvision.reference import iic as ref_iic
-
-
-class Raises(NamedTuple):
-  error: type
-  match: str
-
-
-class Value(NamedTuple):
-  meaning: str  # what the documented value stands for: "NaN", "dropped", ...
-  want: Any     # a number or an array (NaN matches NaN), or a callable returning one
+from tests.bad_inputs._table import Raises, Value, assert_outcome
 
 
 NAN = math.nan
@@ -173,10 +164,4 @@ ROWS = [
 
 @pytest.mark.parametrize("call, outcome", ROWS)
 def test_row(call: Callable[[], Any], outcome: Raises | Value):
-  if isinstance(outcome, Raises):
-    with pytest.raises(outcome.error, match=outcome.match):
-      call()
-    return
-  want = outcome.want() if callable(outcome.want) else outcome.want
-  np.testing.assert_allclose(np.asarray(call(), np.float64), np.asarray(want, np.float64),
-                             rtol=1e-5, atol=1e-6, err_msg=outcome.meaning)
+  assert_outcome(call, outcome)
