@@ -208,7 +208,8 @@ class _Predictor:
   _SPEC: type = DetectorSpec
   _KIND = ""
 
-  def __init__(self, spec, variables: Mapping[str, Any]):
+  def __init__(self, spec, variables: Mapping[str, Any], *, source: str = "`variables`"):
+    """``source`` names where ``variables`` came from in a mismatch message."""
     if not isinstance(spec, self._SPEC):
       raise TypeError(f"`spec` must be a {self._SPEC.__name__}, got {type(spec).__name__}.")
     self.spec = spec
@@ -216,7 +217,7 @@ class _Predictor:
     expected = jax.eval_shape(self._init, jax.random.key(0))
     variables = {k: v for k, v in dict(variables).items() if k in expected}
     self.variables = jax.tree.map(jnp.asarray, weights.check_variables(
-        variables, expected, source="`variables`", model=spec.model))
+        variables, expected, source=source, model=spec.model))
     self._jitted: dict[Any, Any] = {}
 
   def _init(self, rng):
@@ -250,15 +251,7 @@ class _Predictor:
       raise ValueError(f"{str(path)!r} holds a {kind or 'model'} ({spec.get('model')}), not "
                        f"a {cls._KIND}; load it with "
                        f"{'Segmenter' if kind == 'segmenter' else 'Detector'}.load.")
-    spec = cls._SPEC.from_dict(spec)
-    self = cls.__new__(cls)
-    self.spec = spec
-    self.model = build_model(spec.model, spec.num_classes)
-    expected = jax.eval_shape(self._init, jax.random.key(0))
-    self.variables = jax.tree.map(jnp.asarray, weights.check_variables(
-        variables, expected, source=repr(str(path)), model=spec.model))
-    self._jitted = {}
-    return self
+    return cls(cls._SPEC.from_dict(spec), variables, source=repr(str(path)))
 
   def __repr__(self) -> str:
     return (f"{type(self).__name__}({self.spec.model}, {self.spec.num_classes} classes, "
