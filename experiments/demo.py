@@ -223,8 +223,9 @@ def detection_example(workdir: pathlib.Path, data_dir: str | None, num_scenes: i
   recipe = detector.spec.training.get("recipe", detector.spec.model)
   viz.save_detections(path, shown["image"], detector.detect(shown["image"], batch_size=8),
                       ground_truth=ground_truth_lists(shown), class_names=detector.class_names,
-                      title=f"SSD ({recipe}) on new test scenes: predictions solid, ground "
-                            f"truth dashed")
+                      side_by_side=True,
+                      title=f"SSD ({recipe}) on new test scenes: ground truth (dashed, left) "
+                            f"beside the predictions (solid, right)")
   print(f"SSD ({recipe}) on {num_scenes} new test scenes: mAP@0.5 {result['map50']:.3f}, "
         f"COCO mAP {result['map']:.3f}, book precision {result['precision']:.3f} / recall "
         f"{result['recall']:.3f} / mIoU {result['miou']:.3f} "

@@ -15,10 +15,15 @@ written to ``<workdir>/weights.msgpack`` describe themselves: ``--evaluate`` and
 
 Configs (``--config``):
 
-* ``cpu``: 120 x 160 scenes of 1-8 digits, 6000 train / 500 test, SSDSmall, batch 32, Adam
-  1e-3 with a cosine decay over 3000 steps (about 21 minutes on 2 cores), normalized offsets
-  + smooth L1, 3:1 hard negatives (the book trains without mining; ``--hard-negatives 0``),
-  anchors s = linspace(0.15, 0.75), the book's class-agnostic NMS (score 0.5, IoU 0.2).
+* ``cpu``: 120 x 160 scenes of 1-8 digits, 6000 train / 500 test, SSDSmallP2 (the pyramid
+  starts at stride 4: 30x40, 15x20, 8x10, 4x5), 5 anchors per point (pixel aspect ratios 1,
+  1/2, 1/3, 2 at s = linspace(0.1, 0.5), plus the square extra scale), matching at IoU 0.5
+  with a [0.4, 0.5) ignore band, SSD's random zoom-out / crop-in (scale 0.5-2, half the
+  images), colour jitter 0.3 and pixel noise (std up to 0.08), batch 32, Adam 6e-3 with a
+  5% warm-up and cosine decay over 2200 steps (about 23 minutes on 2 cores, evaluations
+  included), normalized offsets + smooth L1, 3:1 hard negatives (the book trains
+  without mining; ``--hard-negatives 0``), the book's class-agnostic NMS (score 0.5, IoU
+  0.2); evaluated every 550 steps. Why each piece: ``experiments/results/ssd_diagnosis.md``.
   The book's five loss configurations: ``--no-normalize --localization l1`` (raw),
   ``--no-normalize`` (raw + smooth L1), ``--localization l1`` (normalized), the default,
   ``--improved-loss``.
@@ -59,9 +64,17 @@ class SSDConfig:
   batch_size: int = 32
   steps: int = 3000
   learning_rate: float = 1e-3
-  schedule: str = "cosine"  # "cosine" decay to 0, or "book": x0.1 after 30% and 80%
+  schedule: str = "cosine"  # "cosine" decay to 0, "warmup_cosine" (5% linear warm-up
+  # first), or "book": x0.1 after 30% and 80%
   anchor_scales: tuple[float, float] | None = (0.15, 0.75)  # None: the book's (0.2, 0.9)
+  aspect_ratios: tuple[float, ...] = (1.0, 2.0, 0.5)  # of the s1 anchors; +1 square at s2
+  aspect_ratio_unit: str = "sides"  # the book's (fractions of the image's sides) or "pixels"
   match_iou: float = 0.6  # the book's threshold for the extra anchors
+  ignore_iou: float | None = None  # unmatched anchors at IoU >= this are left out of the loss
+  zoom: tuple[float, float] | None = None  # SSD's zoom-in / zoom-out scale range
+  zoom_probability: float = 0.5
+  color_jitter: float = 0.0  # photometric augmentation strength (0: none)
+  noise_std: float = 0.0  # pixel noise, std up to this per image (0: none)
   hard_negatives: float | None = 3.0  # the SSD paper's 3:1 mining; None: CE over all anchors
   normalize: bool = True  # offsets normalized by variances (0.1, 0.2)
   classification: str = "ce"  # or "focal"
@@ -79,7 +92,15 @@ class SSDConfig:
 
 
 CONFIGS: dict[str, SSDConfig] = {
-    "cpu": SSDConfig(),
+    # The recipe of experiments/results/ssd_diagnosis.md: a stride-4 first level, 5 anchors
+    # per point with pixel aspect ratios (1, 1/2, 1/3, 2) at s = linspace(0.1, 0.5), matching
+    # at IoU 0.5 with a [0.4, 0.5) ignore band, SSD's zoom-in/out augmentation, Adam 6e-3
+    # with warm-up and cosine decay, photometric jitter and pixel noise.
+    "cpu": SSDConfig(model="SSDSmallP2", anchor_scales=(0.1, 0.5),
+                     aspect_ratios=(1.0, 0.5, 1 / 3, 2.0), aspect_ratio_unit="pixels",
+                     match_iou=0.5, ignore_iou=0.4, zoom=(0.5, 2.0), color_jitter=0.3,
+                     noise_std=0.08, learning_rate=6e-3, schedule="warmup_cosine",
+                     steps=2200, eval_every=550),
     "book": SSDConfig(model="SSDBook", image_size=(480, 640), digit_size=(0.12, 0.6),
                       batch_size=4, steps=200 * 250, anchor_scales=None, schedule="book",
                       train_scenes=1000, test_scenes=50, checkpoint_every=1000),
@@ -106,10 +127,14 @@ def recipe_name(cfg: SSDConfig) -> str:
 def learning_rate(cfg: SSDConfig):
   if cfg.schedule == "cosine":
     return optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps)
+  if cfg.schedule == "warmup_cosine":  # linear warm-up over 5% of the steps, then cosine
+    return optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate,
+                                              max(1, cfg.steps // 20), cfg.steps)
   if cfg.schedule == "book":  # Adam 1e-3, x0.1 after "epoch 60" of 200 and again at 80%
     return optax.piecewise_constant_schedule(
         cfg.learning_rate, {int(cfg.steps * 0.3): 0.1, int(cfg.steps * 0.8): 0.1})
-  raise ValueError(f"`schedule` must be 'cosine' or 'book', got {cfg.schedule!r}.")
+  raise ValueError(f"`schedule` must be 'cosine', 'warmup_cosine' or 'book', got "
+                   f"{cfg.schedule!r}.")
 
 
 def detector_spec(cfg: SSDConfig, class_names) -> DetectorSpec:
@@ -120,6 +145,7 @@ def detector_spec(cfg: SSDConfig, class_names) -> DetectorSpec:
     sizes = ssd_lib.anchor_sizes(model.num_levels, cfg.anchor_scales)
   return DetectorSpec(model=cfg.model, num_classes=len(class_names), image_size=cfg.image_size,
                       class_names=tuple(class_names), anchor_sizes=sizes,
+                      aspect_ratios=cfg.aspect_ratios, aspect_ratio_unit=cfg.aspect_ratio_unit,
                       variances=(0.1, 0.2) if cfg.normalize else None, nms=cfg.nms,
                       soft_nms=cfg.soft_nms, score_threshold=cfg.score_threshold,
                       nms_iou=cfg.nms_iou, max_detections=cfg.max_detections)
@@ -129,6 +155,9 @@ def build(cfg: SSDConfig, data, initial_variables):
   spec = detector_spec(cfg, data.class_names)
   task = ssd_task(spec, data.train, optimizer=optax.adam(learning_rate(cfg)),
                   match_iou=cfg.match_iou, hard_negatives=cfg.hard_negatives or None,
+                  ignore_iou=cfg.ignore_iou, zoom=cfg.zoom,
+                  zoom_probability=cfg.zoom_probability, color_jitter=cfg.color_jitter,
+                  noise_std=cfg.noise_std,
                   classification=cfg.classification, localization=cfg.localization,
                   test_data=data.test, eval_batch_size=cfg.eval_batch_size,
                   initial_variables=initial_variables)
@@ -162,6 +191,20 @@ def add_flags(group) -> None:
                      help="IoU above which an anchor also matches a box (the book's 0.6)")
   group.add_argument("--anchor-scales", type=float, nargs=2, default=None,
                      metavar=("LO", "HI"), help="anchor sizes s = linspace(LO, HI, L + 1)")
+  group.add_argument("--aspect-ratios", type=float, nargs="+", default=None, metavar="R",
+                     help="width/height of the s1 anchors (one more square anchor at s2)")
+  group.add_argument("--aspect-ratio-unit", choices=list(ssd_lib.ASPECT_RATIO_UNITS),
+                     default=None, help="sides: of the image's sides (the book's); pixels")
+  group.add_argument("--ignore-iou", type=float, default=None,
+                     help="unmatched anchors with IoU >= this are left out of the loss")
+  group.add_argument("--zoom", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                     help="SSD's random zoom-out / crop-in scale range (augmentation)")
+  group.add_argument("--color-jitter", type=float, default=None, metavar="S",
+                     help="photometric augmentation: brightness/contrast/saturation in "
+                          "[1-S, 1+S], hue up to S/3")
+  group.add_argument("--noise-std", type=float, default=None,
+                     help="Gaussian pixel noise, std uniform in [0, this] per image")
+  group.add_argument("--model", default=None, help="a detector in jaxvision.models")
   group.add_argument("--nms", choices=list(ssd_lib.NMS_MODES), default=None,
                      help="class_agnostic (the book's) or per_class (TF combined NMS)")
   group.add_argument("--soft-nms", action=argparse.BooleanOptionalAction, default=None,
@@ -170,11 +213,15 @@ def add_flags(group) -> None:
   group.add_argument("--score-threshold", type=float, default=None,
                      help="minimum class probability of a detection")
   group.add_argument("--learning-rate", type=float, default=None, help="Adam's peak rate")
+  group.add_argument("--schedule", choices=["cosine", "warmup_cosine", "book"], default=None,
+                     help="learning-rate schedule")
 
 
 FLAG_FIELDS = {name: name for name in (
     "normalize", "localization", "classification", "hard_negatives", "match_iou",
-    "anchor_scales", "nms", "soft_nms", "nms_iou", "score_threshold", "learning_rate")}
+    "anchor_scales", "aspect_ratios", "aspect_ratio_unit", "ignore_iou", "zoom", "model",
+    "schedule", "color_jitter", "noise_std", "nms", "soft_nms", "nms_iou", "score_threshold",
+    "learning_rate")}
 
 
 def summary(results: Mapping[str, Any]) -> str:
@@ -198,6 +245,14 @@ BOOK_TABLE = {  # Atienza, Table 11.13.1 (drinks data set, 640 x 480)
     "normalized+smooth_l1": (0.50, 0.85, 0.83),
     "normalized+smooth_l1+focal": (0.51, 0.85, 0.83),
 }
+
+
+def _model_of(run: Mapping[str, Any]) -> str:
+  """The model of a recorded run (runs before 2026-12 stored ``ssd_config.model = "small"``)."""
+  if "model" in run:
+    return str(run["model"])
+  old = run.get("ssd_config", {}).get("model")
+  return {"small": "SSDSmall", "book": "SSDBook", "tiny": "SSDTiny"}.get(old, str(old or "-"))
 
 
 def results_table(runs: list[dict[str, Any]]) -> str:
@@ -224,11 +279,11 @@ def results_table(runs: list[dict[str, Any]]) -> str:
         cell += f" ({BOOK_TABLE[c[0]][book_i]:.2f})"
       cells.append(cell)
     rows.append(f"| {label} | " + " | ".join(cells) + " |")
-  for key, label in (("image_size", "image size"), ("epochs", "epochs"),
+  for key, label in (("model", "model"), ("image_size", "image size"), ("epochs", "epochs"),
                      ("wall_seconds", "wall time (s)")):
     rows.append(f"| {label} | " + " | ".join(
-        "x".join(map(str, latest[c][key])) if key == "image_size" else str(latest[c][key])
-        for c in keys) + " |")
+        "x".join(map(str, latest[c][key])) if key == "image_size" else
+        str(_model_of(latest[c]) if key == "model" else latest[c][key]) for c in keys) + " |")
   cmds = "\n".join(f"- {label}: `{latest[c]['command']}`" for c, label in zip(keys, labels))
   return head + "\n".join(rows) + "\n\nCommands:\n\n" + cmds + "\n"
 

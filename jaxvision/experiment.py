@@ -126,10 +126,11 @@ def cumulative_wall_seconds(workdir: str | os.PathLike, this_run: float) -> floa
 def add_flags(parser: argparse.ArgumentParser, *, configs: Sequence[str], default_config: str,
               results_file: str | os.PathLike, datasets: Sequence[str] | None = None,
               predict: bool = False, weights: bool = True, data_dir: bool = True,
-              evaluate: bool = True) -> None:
+              evaluate: bool = True, eval_every: bool = False) -> None:
   """Adds the shared flag vocabulary to ``parser`` (use
   ``argparse.ArgumentDefaultsHelpFormatter``). Flags whose value a config or a weights file
-  can also give default to None ("from the config") so that an explicit flag is known."""
+  can also give default to None ("from the config") so that an explicit flag is known.
+  ``eval_every`` adds ``--eval-every`` (for CLIs whose config has an ``eval_every``)."""
   mode = parser.add_mutually_exclusive_group()
   mode.add_argument("--train", action="store_true",
                     help="train (the default mode), resuming from --workdir's checkpoints")
@@ -148,6 +149,11 @@ def add_flags(parser: argparse.ArgumentParser, *, configs: Sequence[str], defaul
                               if evaluate and weights else ")"))
   parser.add_argument("--steps", type=int, default=None,
                       help="training steps (default: the config's)")
+  if eval_every:
+    parser.add_argument("--eval-every", type=int, default=None, metavar="N",
+                        help="evaluate on the test split every N steps as well as at the "
+                             "end (a learning curve in <workdir>/metrics.jsonl; default: the "
+                             "config's, 0 = only at the end)")
   parser.add_argument("--batch-size", type=int, default=None,
                       help="global batch size, split over processes and devices (default: "
                            "the config's)")
@@ -211,6 +217,9 @@ def setup(args: argparse.Namespace) -> None:
     v = getattr(args, name, None)
     if v is not None and v < 1:
       raise FlagError(f"--{name.replace('_', '-')} must be >= 1, got {v}.")
+  v = getattr(args, "eval_every", None)
+  if v is not None and v < 0:
+    raise FlagError(f"--eval-every must be >= 0, got {v}.")
 
 
 def config_overrides(args: argparse.Namespace, mapping: Mapping[str, str]) -> dict[str, Any]:
@@ -319,7 +328,8 @@ def make_parser(exp: PredictorExperiment, description: str | None) -> argparse.A
                                    description=description,
                                    formatter_class=HelpFormatter)
   add_flags(parser, configs=sorted(exp.configs), default_config=exp.default_config,
-            results_file=exp.results_file, datasets=exp.datasets, predict=True)
+            results_file=exp.results_file, datasets=exp.datasets, predict=True,
+            eval_every=True)
   if exp.flags is not None:
     exp.flags(parser.add_argument_group(f"{exp.name} recipe (default: the config's)"))
   return parser
@@ -341,7 +351,8 @@ def _load_data(exp: PredictorExperiment, cfg, dataset: str, data_dir, *, digits=
     return datasets.load_dataset(dataset, task=task, image_size=tuple(cfg.image_size),
                                  data_dir=data_dir, scene_config=scene_config,
                                  train_scenes=cfg.train_scenes if train else 1,
-                                 test_scenes=cfg.test_scenes, digits=digits)
+                                 test_scenes=cfg.test_scenes, digits=digits,
+                                 require_train=train)
   except (ValueError, FileNotFoundError, ImportError) as e:
     raise FlagError(f"--dataset {dataset}: {e}") from None
 
@@ -367,9 +378,9 @@ def _pictures(exp: PredictorExperiment, predictor, data, paths: Sequence[str], c
       dets = predictor.detect(rec["image"], batch_size=count)
       viz.save_detections(path, rec["image"], dets,
                           ground_truth=inference.ground_truth_lists(rec),
-                          class_names=predictor.class_names,
-                          title=f"{predictor.spec.model}: predictions (solid) and ground "
-                                f"truth (dashed)")
+                          class_names=predictor.class_names, side_by_side=True,
+                          title=f"{predictor.spec.model}: ground truth (dashed, left) beside "
+                                f"the predictions (solid, right)")
     else:
       preds = predictor.segment(rec["image"], batch_size=count)
       viz.save_segmentation_triptychs(path, rec["image"], rec["mask"], preds,
@@ -453,7 +464,7 @@ def _run(exp: PredictorExperiment, args, argv, digits) -> dict[str, Any]:
   setup(args)
   cls = _predictor_class(exp.kind)
   overrides = config_overrides(args, {"steps": "steps", "batch_size": "batch_size",
-                                      **exp.flag_fields})
+                                      "eval_every": "eval_every", **exp.flag_fields})
 
   if args.predict:
     if args.restore_weights is None:
@@ -477,7 +488,8 @@ def _run(exp: PredictorExperiment, args, argv, digits) -> dict[str, Any]:
       raise FlagError(f"--config {args.config} but {source} was trained with the "
                       f"{config_name!r} config; drop --config.")
     check_against_weights({k: v for k, v in overrides.items()
-                           if k not in ("steps", "batch_size")}, trained_cfg, repr(source))
+                           if k not in ("steps", "batch_size", "eval_every")}, trained_cfg,
+                          repr(source))
     cfg = _config_from(exp, config_name if config_name in exp.configs else exp.default_config,
                        trained_cfg)
     dataset_name = args.dataset or trained.get("dataset", "scenes")

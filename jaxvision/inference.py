@@ -27,20 +27,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvision import metrics, models, weights
+from jaxvision import metrics, models, ops, weights
 from jaxvision.models import ssd as ssd_lib
 
 __all__ = ["Detections", "DetectorSpec", "Detector", "SegmenterSpec", "Segmenter",
-           "build_model", "batches", "evaluate_detector", "evaluate_segmenter",
-           "ground_truth_lists"]
+           "build_model", "spec_model", "batches", "evaluate_detector", "evaluate_segmenter",
+           "diagnose_detector", "ground_truth_lists"]
 
 
-def build_model(name: str, num_classes: int):
-  """The flax module ``jaxvision.models.<name>(num_classes=num_classes)``."""
+def build_model(name: str, num_classes: int, **attributes):
+  """The flax module ``jaxvision.models.<name>(num_classes=num_classes, **attributes)``."""
   factory = getattr(models, str(name), None) if str(name) in models.__all__ else None
   if factory is None:
     raise ValueError(f"unknown model {name!r}: not a name in jaxvision.models.")
-  return factory(num_classes=int(num_classes))
+  return factory(num_classes=int(num_classes), **attributes)
+
+
+def spec_model(spec):
+  """The flax module a :class:`DetectorSpec` or :class:`SegmenterSpec` describes (a
+  detector with ``len(spec.aspect_ratios) + 1`` anchors per point)."""
+  if isinstance(spec, DetectorSpec):
+    return build_model(spec.model, spec.num_classes,
+                       anchors_per_point=len(spec.aspect_ratios) + 1)
+  return build_model(spec.model, spec.num_classes)
 
 
 def _pair(value, name) -> tuple[int, int]:
@@ -74,6 +83,8 @@ class DetectorSpec:
     anchor_sizes: per pyramid level ``(s1, s2)`` as fractions of the image side (None:
       :func:`jaxvision.ops.ssd_anchors`' default).
     aspect_ratios: of the ``s1`` anchors.
+    aspect_ratio_unit: ``"sides"`` (the book's: width / height as fractions of the image's
+      sides) or ``"pixels"`` (see :func:`jaxvision.models.ssd.make_anchors`).
     variances: offset normalisation (None: raw pixel offsets).
     nms: ``"class_agnostic"`` (the book's) or ``"per_class"``
       (see :func:`jaxvision.models.ssd.postprocess`).
@@ -90,6 +101,7 @@ class DetectorSpec:
   class_names: tuple[str, ...] | None = None
   anchor_sizes: tuple[tuple[float, float], ...] | None = None
   aspect_ratios: tuple[float, ...] = (1.0, 2.0, 0.5)
+  aspect_ratio_unit: str = "sides"
   variances: tuple[float, float] | None = (0.1, 0.2)
   nms: str = "class_agnostic"
   soft_nms: bool = False
@@ -108,6 +120,9 @@ class DetectorSpec:
     set_("aspect_ratios", tuple(float(v) for v in self.aspect_ratios))
     if self.variances is not None:
       set_("variances", tuple(float(v) for v in self.variances))
+    if self.aspect_ratio_unit not in ssd_lib.ASPECT_RATIO_UNITS:
+      raise ValueError(f"`aspect_ratio_unit` must be one of {ssd_lib.ASPECT_RATIO_UNITS}, "
+                       f"got {self.aspect_ratio_unit!r}.")
     if self.nms not in ssd_lib.NMS_MODES:
       raise ValueError(f"`nms` must be one of {ssd_lib.NMS_MODES}, got {self.nms!r}.")
     for name in ("score_threshold", "nms_iou"):
@@ -213,7 +228,7 @@ class _Predictor:
     if not isinstance(spec, self._SPEC):
       raise TypeError(f"`spec` must be a {self._SPEC.__name__}, got {type(spec).__name__}.")
     self.spec = spec
-    self.model = build_model(spec.model, spec.num_classes)
+    self.model = spec_model(spec)
     expected = jax.eval_shape(self._init, jax.random.key(0))
     variables = {k: v for k, v in dict(variables).items() if k in expected}
     self.variables = jax.tree.map(jnp.asarray, weights.check_variables(
@@ -273,7 +288,8 @@ class Detector(_Predictor):
     if "anchors" not in self.__dict__:
       self.__dict__["anchors"] = ssd_lib.make_anchors(
           self.model, self.spec.image_size, sizes=self.spec.anchor_sizes,
-          aspect_ratios=self.spec.aspect_ratios)
+          aspect_ratios=self.spec.aspect_ratios,
+          aspect_ratio_unit=self.spec.aspect_ratio_unit)
     return self.__dict__["anchors"]
 
   def _fn(self, score_threshold: float):
@@ -310,6 +326,28 @@ class Detector(_Predictor):
       return Detections(*(jnp.concatenate(p) for p in zip(*parts)))
     out = fn(self.variables, batch)
     return Detections(*(a[0] for a in out)) if single else out
+
+  def dense_outputs(self, images: Any) -> tuple[jax.Array, jax.Array]:
+    """The network's outputs before suppression for a ``[B, H, W, 3]`` batch (any size):
+    ``(probs [B, A, C]`` softmax class probabilities, background at 0, ``boxes [B, A, 4]``
+    every anchor's decoded box in input pixels``)``, rows in the order of :attr:`anchors`."""
+    batch, single = _check_images(images)
+    if isinstance(batch, list):
+      raise ValueError("`images` for dense_outputs must be one array (same-size images).")
+    if "dense" not in self._jitted:
+      spec, model, anchors = self.spec, self.model, self.anchors
+
+      def run(variables, images):
+        in_h, in_w = images.shape[1:3]
+        out = model.apply(variables, _resize(_to_float(images), spec.image_size), train=False)
+        boxes = ops.decode_boxes(out["offsets"], anchors, variances=spec.variances)
+        scale = jnp.array([in_w / spec.image_size[1], in_h / spec.image_size[0]] * 2,
+                          jnp.float32)
+        return jax.nn.softmax(out["classes"], axis=-1), boxes * scale
+
+      self._jitted["dense"] = jax.jit(run)
+    probs, boxes = self._jitted["dense"](self.variables, batch)
+    return (probs[0], boxes[0]) if single else (probs, boxes)
 
   def detect(self, images: Any, *, batch_size: int = 8,
              score_threshold: float | None = None) -> list[dict[str, np.ndarray]]:
@@ -424,6 +462,53 @@ def evaluate_detector(detector: Detector, data: Any, *, batch_size: int = 8,
           "recall": float(summary["recall"]), "map50": float(voc["map"]),
           "map": float(coco["map"]), "coco_map50": float(coco["map50"]),
           "num_images": len(truth)}
+
+
+def diagnose_detector(detector: Detector, data: Any, *, match_iou: float = 0.5,
+                      size_edges: Sequence[float] = (0.16, 0.28), batch_size: int = 8,
+                      iou_threshold: float = 0.5) -> dict[str, Any]:
+  """Why ``detector`` misses objects of ``data`` (padded ``{"image", "boxes", "classes",
+  "num_boxes"}`` arrays or records): per ground-truth box, its class, its size bucket (box
+  height over image height against ``size_edges``), its anchor coverage
+  (:func:`jaxvision.metrics.anchor_coverage` at ``match_iou``, in the model's input
+  pixels), whether the detections at the spec's score threshold find it, and if not why
+  (:func:`jaxvision.metrics.classify_misses`).
+
+  Returns ``{"classes", "size_bucket", "best_anchor_iou", "positives", "reason" (one per
+  box), "found", "num_images"}`` as NumPy arrays over all boxes of all images.
+  """
+  anchors = np.asarray(detector.anchors, np.float64)
+  h, w = detector.spec.image_size
+  cols = {k: [] for k in ("classes", "size_bucket", "best_anchor_iou", "positives", "reason",
+                          "found")}
+  num_images = 0
+  for rec in _records(data, ("image", "boxes", "classes", "num_boxes"), batch_size):
+    truth = ground_truth_lists(rec)
+    dets = detector.detect(rec["image"], batch_size=batch_size)
+    found = metrics.ground_truth_found(dets, truth, iou_threshold=iou_threshold)
+    for start in range(0, len(truth), batch_size):
+      chunk = np.asarray(rec["image"][start:start + batch_size])
+      probs, boxes = jax.device_get(detector.dense_outputs(chunk))
+      in_h, in_w = chunk.shape[1:3]
+      to_model = np.array([w / in_w, h / in_h] * 2)
+      for i in range(len(chunk)):
+        gt = truth[start + i]
+        gt_model = np.asarray(gt["boxes"], np.float64).reshape(-1, 4) * to_model
+        cov = metrics.anchor_coverage(anchors, gt_model, match_iou=match_iou)
+        cols["reason"] += metrics.classify_misses(
+            probs[i], np.asarray(boxes[i]) * to_model, anchors, gt_model, gt["classes"],
+            found[start + i], score_threshold=detector.spec.score_threshold,
+            match_iou=match_iou, iou_threshold=iou_threshold)
+        cols["classes"].append(np.asarray(gt["classes"]).reshape(-1))
+        cols["size_bucket"].append(metrics.size_bucket(gt_model, h, size_edges))
+        cols["best_anchor_iou"].append(cov["best_iou"])
+        cols["positives"].append(cov["positives"])
+        cols["found"].append(found[start + i])
+    num_images += len(truth)
+  out = {k: (np.array(v) if k == "reason" else np.concatenate(v) if v else np.zeros(0))
+         for k, v in cols.items()}
+  out["num_images"] = num_images
+  return out
 
 
 def evaluate_segmenter(segmenter: Segmenter, data: Any, *, batch_size: int = 8

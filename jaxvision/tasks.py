@@ -14,6 +14,7 @@ thin wrappers around these.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any, Callable, Mapping
 
@@ -22,8 +23,9 @@ import jax.numpy as jnp
 import optax
 
 from jaxvision import ops
-from jaxvision.data import make_pipeline
-from jaxvision.inference import (Detector, DetectorSpec, Segmenter, SegmenterSpec, build_model,
+from jaxvision.data import make_pipeline, random_zoom_with_boxes
+from jaxvision.data import color_jitter as jitter_colors
+from jaxvision.inference import (Detector, DetectorSpec, Segmenter, SegmenterSpec, spec_model,
                                  evaluate_detector, evaluate_segmenter)
 from jaxvision.models import ssd as ssd_lib
 from jaxvision.train import Task
@@ -89,7 +91,9 @@ def _fields(source, keep):
 def ssd_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransformation,
              match_iou: float = 0.6, hard_negatives: float | None = 3.0,
              classification: str = "ce", localization: str = "l1", test_data=None,
-             eval_batch_size: int = 8, initial_variables=None) -> Task:
+             eval_batch_size: int = 8, initial_variables=None, ignore_iou: float | None = None,
+             zoom: tuple[float, float] | None = None, zoom_probability: float = 0.5,
+             color_jitter: float = 0.0, noise_std: float = 0.0) -> Task:
   """The SSD training task (Atienza ch. 11; Liu et al. 2016).
 
   Targets from :func:`jaxvision.models.ssd.make_targets` (bipartite + ``match_iou``
@@ -105,19 +109,48 @@ def ssd_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransfo
     test_data: optional test records for ``Task.evaluate``
       (:func:`jaxvision.inference.evaluate_detector`).
     initial_variables: start from these instead of a random init (fine-tuning).
+    ignore_iou: the ignore band of :func:`jaxvision.models.ssd.make_targets`.
+    zoom: ``(lo, hi)`` scale range of SSD's zoom-in / zoom-out augmentation
+      (:func:`jaxvision.data.random_zoom_with_boxes`, applied in the jitted step with
+      probability ``zoom_probability``); None: no augmentation.
+    color_jitter: photometric augmentation strength ``s`` (brightness, contrast and
+      saturation factors in ``[1 - s, 1 + s]``, hue shift up to ``s / 3``;
+      :func:`jaxvision.data.color_jitter`); 0: none.
+    noise_std: Gaussian pixel noise of a standard deviation drawn uniformly in ``[0,
+      noise_std]`` per image; 0: none.
   """
-  model = build_model(spec.model, spec.num_classes)
+  if not 0.0 <= float(color_jitter) < 1.0:
+    raise ValueError(f"`color_jitter` must be in [0, 1), got {color_jitter!r}.")
+  if not 0.0 <= float(noise_std) <= 1.0:
+    raise ValueError(f"`noise_std` must be in [0, 1], got {noise_std!r}.")
+  model = spec_model(spec)
   anchors = ssd_lib.make_anchors(model, spec.image_size, sizes=spec.anchor_sizes,
-                                 aspect_ratios=spec.aspect_ratios)
+                                 aspect_ratios=spec.aspect_ratios,
+                                 aspect_ratio_unit=spec.aspect_ratio_unit)
   train_data = _fields(train_data, ("image", "boxes", "classes", "num_boxes"))
 
   def loss_fn(params, batch_stats, batch, rng):
-    del rng
-    labels, targets = ssd_lib.make_targets(anchors, batch["boxes"], batch["classes"],
+    images, boxes = _images(batch["image"]), batch["boxes"].astype(jnp.float32)
+    rng_zoom, rng_color, rng_noise = jax.random.split(rng, 3)
+    if zoom is not None:
+      keys = jax.random.split(rng_zoom, images.shape[0])
+      images, boxes = jax.vmap(functools.partial(
+          random_zoom_with_boxes, scale_range=tuple(zoom), p=zoom_probability))(
+              images, boxes, keys)
+    if color_jitter > 0:
+      s = float(color_jitter)
+      keys = jax.random.split(rng_color, images.shape[0])
+      images = jax.vmap(functools.partial(jitter_colors, brightness=s, contrast=s,
+                                          saturation=s, hue=s / 3))(images, keys)
+    if noise_std > 0:
+      k1, k2 = jax.random.split(rng_noise)
+      std = jax.random.uniform(k1, (images.shape[0], 1, 1, 1), maxval=float(noise_std))
+      images = jnp.clip(images + std * jax.random.normal(k2, images.shape), 0.0, 1.0)
+    labels, targets = ssd_lib.make_targets(anchors, boxes, batch["classes"],
                                            batch["num_boxes"], match_iou=match_iou,
-                                           variances=spec.variances)
+                                           variances=spec.variances, ignore_iou=ignore_iou)
     out, updates = model.apply({"params": params, "batch_stats": batch_stats},
-                               _images(batch["image"]), train=True, mutable=["batch_stats"])
+                               images, train=True, mutable=["batch_stats"])
     loss, parts = ops.ssd_loss(out["classes"], out["offsets"], labels, targets,
                                classification=classification, localization=localization,
                                hard_negative_ratio=hard_negatives)
@@ -170,7 +203,7 @@ def segmentation_task(spec: SegmenterSpec, train_data, *,
   at ``spec.image_size``; ``test_data`` the same for ``Task.evaluate``
   (:func:`jaxvision.inference.evaluate_segmenter`).
   """
-  model = build_model(spec.model, spec.num_classes)
+  model = spec_model(spec)
   train_data = _fields(train_data, ("image", "mask"))
 
   def loss_fn(params, batch_stats, batch, rng):

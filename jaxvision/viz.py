@@ -324,6 +324,7 @@ def save_detections(
     min_tile: int = 320,
     max_tile: int = 640,
     title: str | None = None,
+    side_by_side: bool = False,
 ) -> TileLayout:
   """Writes a grid of images with predicted and ground-truth boxes, labelled, as one PNG.
 
@@ -353,9 +354,13 @@ def save_detections(
       integer factor that reaches it (nearest neighbour, so pixels stay sharp).
     max_tile: widest tile; wider images are reduced (bilinear) to this width.
     title: a line of text above the grid.
+    side_by_side: with both ``detections`` and ``ground_truth``, draw every image twice,
+      the ground truth alone and then the predictions alone (crowded scenes stay readable);
+      ``columns`` then counts tiles, two per image (rounded up to an even number so a
+      pair shares a row), and the layout's ``scales`` and ``origins`` are per tile.
 
   Returns:
-    The :class:`TileLayout` (image size, magnifications, each tile's top-left corner).
+    The :class:`TileLayout` (image size, magnifications and top-left corner of each tile).
 
   >>> import tempfile
   >>> images = np.zeros((1, 40, 40, 3), np.uint8)
@@ -386,45 +391,77 @@ def save_detections(
   cell_w = max(round(im.shape[1] * s) for im, s in zip(images, scales))
   line = max(2, round(cell_w / 200))
   label_font = _font(int(np.clip(round(cell_w / 24), 12, 18)))
-  caption_font, legend_font, title_font = _font(13), _font(13), _font(17, bold=True)
   colours = class_colours(len(class_names))
 
-  tiles = []
+  pair = bool(side_by_side) and bool(truths) and bool(preds)
+  if pair:
+    columns = int(columns) + int(columns) % 2
+  tiles, captions, tile_scales = [], [], []
   for i, (image, scale) in enumerate(zip(images, scales)):
-    tile = Image.fromarray(_resize(image, scale))
-    bounds = tile.size
-    draw = ImageDraw.Draw(tile)
-    tags = []
-    if truths:
-      for box, c in zip(*truths[i][:2]):
-        x1, y1, x2, y2 = (int(round(v * scale)) for v in box)
-        # Outside the edge: the box's pixels are x1 .. x2 - 1.
-        outer = [x1 - line, y1 - line, max(x2 - 1, x1) + line, max(y2 - 1, y1) + line]
-        _dashed_rectangle(draw, outer, _rgb(colours[c]), width=line, dash=3 * line + 2,
-                          gap=2 * line + 1)
-        tags.append(((outer[0], outer[3] + 1), _class_name(class_names, c),
-                     dict(fill=_WHITE, ink=_BLACK, outline=_rgb(colours[c]), above=False)))
-    if preds:
-      boxes, classes, conf = preds[i]
-      order = np.argsort(conf, kind="stable") if conf is not None else range(len(boxes))
-      for j in order:  # the most confident last, on top
-        c = int(classes[j])
-        x1, y1, x2, y2 = (int(round(v * scale)) for v in boxes[j])
-        draw.rectangle([x1, y1, max(x2 - 1, x1), max(y2 - 1, y1)], outline=_rgb(colours[c]),
-                       width=line)
-        text = _class_name(class_names, c)
-        if conf is not None:
-          text += f" {float(conf[j]):.2f}"
-        tags.append(((x1, y1), text, dict(fill=_rgb(colours[c]), ink=_ink(colours[c]),
-                                          above=True)))
-    for anchor, text, style in tags:
-      _tag(draw, anchor, text, label_font, bounds=bounds, **style)
-    tile = np.asarray(tile)
-    if masks is not None:
-      mask = colours[np.clip(masks[i], 0, len(colours) - 1)]
-      tile = np.concatenate([tile, _resize(mask, scale, smooth=False)], axis=0)
-    tiles.append(tile)
+    kinds = ((True, False), (False, True)) if pair else ((bool(truths), bool(preds)),)
+    for with_truth, with_preds in kinds:
+      tiles.append(_detection_tile(image, scale, truths[i] if with_truth else None,
+                                   preds[i] if with_preds else None, masks, i, colours,
+                                   class_names, line, label_font))
+      tile_scales.append(scale)
+      if pair:
+        captions.append(f"image {i}: ground truth ({len(truths[i][0])})" if with_truth else
+                        f"image {i}: predicted ({len(preds[i][0])})")
+      else:
+        caption = f"image {i}"
+        if detections is not None:
+          caption += f": {len(preds[i][0])} predicted"
+        if ground_truth is not None:
+          caption += f"{',' if detections is not None else ':'} {len(truths[i][0])} true"
+        captions.append(caption)
+  return _grid(path, tiles, captions, tile_scales, cell_w=cell_w, columns=columns, title=title,
+               detections=detections, ground_truth=ground_truth, scores=scores, masks=masks,
+               preds=preds, truths=truths, class_names=class_names, colours=colours)
 
+
+def _detection_tile(image, scale, truth, pred, masks, i, colours, class_names, line,
+                    label_font) -> np.ndarray:
+  """One image with its ground truth (``truth``) and/or predictions (``pred``) drawn."""
+  tile = Image.fromarray(_resize(image, scale))
+  bounds = tile.size
+  draw = ImageDraw.Draw(tile)
+  tags = []
+  if truth is not None:
+    for box, c in zip(*truth[:2]):
+      x1, y1, x2, y2 = (int(round(v * scale)) for v in box)
+      # Outside the edge: the box's pixels are x1 .. x2 - 1.
+      outer = [x1 - line, y1 - line, max(x2 - 1, x1) + line, max(y2 - 1, y1) + line]
+      _dashed_rectangle(draw, outer, _rgb(colours[c]), width=line, dash=3 * line + 2,
+                        gap=2 * line + 1)
+      tags.append(((outer[0], outer[3] + 1), _class_name(class_names, c),
+                   dict(fill=_WHITE, ink=_BLACK, outline=_rgb(colours[c]), above=False)))
+  if pred is not None:
+    boxes, classes, conf = pred
+    order = np.argsort(conf, kind="stable") if conf is not None else range(len(boxes))
+    for j in order:  # the most confident last, on top
+      c = int(classes[j])
+      x1, y1, x2, y2 = (int(round(v * scale)) for v in boxes[j])
+      draw.rectangle([x1, y1, max(x2 - 1, x1), max(y2 - 1, y1)], outline=_rgb(colours[c]),
+                     width=line)
+      text = _class_name(class_names, c)
+      if conf is not None:
+        text += f" {float(conf[j]):.2f}"
+      tags.append(((x1, y1), text, dict(fill=_rgb(colours[c]), ink=_ink(colours[c]),
+                                        above=True)))
+  for anchor, text, style in tags:
+    _tag(draw, anchor, text, label_font, bounds=bounds, **style)
+  tile = np.asarray(tile)
+  if masks is not None:
+    mask = colours[np.clip(masks[i], 0, len(colours) - 1)]
+    tile = np.concatenate([tile, _resize(mask, scale, smooth=False)], axis=0)
+  return tile
+
+
+def _grid(path, tiles, captions, scales, *, cell_w, columns, title, detections, ground_truth,
+          scores, masks, preds, truths, class_names, colours) -> TileLayout:
+  """Lays ``tiles`` out with their captions, a title and the legend; saves the PNG."""
+  count = len(tiles)
+  caption_font, legend_font, title_font = _font(13), _font(13), _font(17, bold=True)
   columns = min(int(columns), count)
   rows = -(-count // columns)
   tile_h = [len(tile) for tile in tiles]
@@ -468,12 +505,7 @@ def save_detections(
     r, q = divmod(k, columns)
     x = _GAP + q * (cell_w + _GAP)
     y = int(tops[r])
-    caption = f"image {k}"
-    if detections is not None:
-      caption += f": {len(preds[k][0])} predicted"
-    if ground_truth is not None:
-      caption += f"{',' if detections is not None else ':'} {len(truths[k][0])} true"
-    draw.text((x, y + 1), caption, fill=_BLACK, font=caption_font, anchor="la")
+    draw.text((x, y + 1), captions[k], fill=_BLACK, font=caption_font, anchor="la")
     canvas.paste(Image.fromarray(tile), (x, y + caption_h))
     origins.append((x, y + caption_h))
   _draw_legend(draw, placed, int(tops[-1]), legend_font)

@@ -13,8 +13,8 @@ import pytest
 
 from jaxvision import metrics
 from jaxvision.inference import (Detector, DetectorSpec, Segmenter, SegmenterSpec, batches,
-                                 build_model, evaluate_detector, evaluate_segmenter,
-                                 ground_truth_lists)
+                                 build_model, diagnose_detector, evaluate_detector,
+                                 evaluate_segmenter, ground_truth_lists)
 from jaxvision.tasks import model_init
 
 
@@ -183,3 +183,54 @@ def test_batches_pad_with_zeros():
   out = list(batches(np.arange(5 * 2).reshape(5, 2) + 1, 2))
   assert [k for _, k in out] == [2, 2, 1]
   assert out[-1][0].tolist() == [[9, 10], [0, 0]]
+
+
+def test_dense_outputs_agree_with_the_detections(detector):
+  images = _noise((2, 48, 64, 3), 9)
+  probs, boxes = detector.dense_outputs(images)
+  assert probs.shape == (2, detector.anchors.shape[0], 4) and boxes.shape[-1] == 4
+  np.testing.assert_allclose(np.asarray(probs).sum(-1), 1.0, rtol=1e-5)
+  det = detector(images)
+  # The top detection is the anchor with the highest non-background probability.
+  best = np.asarray(probs)[0, :, 1:].max(-1)
+  assert float(det.scores[0, 0]) == pytest.approx(float(best.max()), rel=1e-5)
+  np.testing.assert_allclose(det.boxes[0, 0], np.asarray(boxes)[0, best.argmax()], rtol=1e-4,
+                             atol=1e-3)
+  # At another input size the boxes are in that size's pixels: the model sees the image
+  # resized to its input, and the boxes come back scaled by 2.
+  big = np.random.default_rng(4).uniform(size=(2, 96, 128, 3)).astype(np.float32)
+  small = np.asarray(jax.image.resize(jnp.asarray(big), (2, 48, 64, 3), "linear",
+                                     antialias=True))
+  _, boxes_big = detector.dense_outputs(big)
+  _, boxes_small = detector.dense_outputs(small)
+  np.testing.assert_allclose(np.asarray(boxes_big), 2 * np.asarray(boxes_small), rtol=1e-4,
+                             atol=1e-3)
+  with pytest.raises(ValueError, match="one array"):
+    detector.dense_outputs([images[0], images[1, :40]])
+
+
+def test_diagnose_detector_accounts_for_every_box(detector):
+  rng = np.random.default_rng(2)
+  n = 4
+  boxes = np.zeros((n, 3, 4), np.float32)
+  num = np.array([1, 3, 2, 2], np.int32)
+  classes = np.zeros((n, 3), np.int32)
+  for i in range(n):
+    for j in range(num[i]):
+      x, y = rng.uniform(0, 40), rng.uniform(0, 30)
+      boxes[i, j] = [x, y, x + rng.uniform(8, 24), y + rng.uniform(8, 18)]
+      classes[i, j] = rng.integers(1, 4)
+  data = {"image": _noise((n, 48, 64, 3), 3), "boxes": boxes, "classes": classes,
+          "num_boxes": num}
+  d = diagnose_detector(detector, data, batch_size=3, match_iou=0.5)
+  total = int(num.sum())
+  assert d["num_images"] == n
+  for k in ("classes", "size_bucket", "best_anchor_iou", "positives", "reason", "found"):
+    assert len(d[k]) == total, k
+  assert set(d["reason"]) <= {"found", *metrics.MISS_REASONS}
+  assert np.array_equal(d["reason"] == "found", d["found"])
+  found = np.concatenate(metrics.ground_truth_found(detector.detect(data["image"]),
+                                                    ground_truth_lists(data)))
+  np.testing.assert_array_equal(d["found"], found)
+  cov = metrics.anchor_coverage(detector.anchors, boxes[1, :3], match_iou=0.5)
+  np.testing.assert_allclose(d["best_anchor_iou"][1:4], cov["best_iou"], rtol=1e-6)

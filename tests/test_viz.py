@@ -120,6 +120,27 @@ def test_detections_grid_layout_and_legend(tmp_path):
     assert is_colour(legend, colour(c)).sum() >= 50
 
 
+def test_detections_side_by_side_draws_truth_and_predictions_apart(tmp_path):
+  images = np.zeros((2, 30, 40, 3), np.uint8)
+  dets = [{"boxes": [[2, 2, 20, 20]], "scores": [0.9], "classes": [1]},
+          {"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "classes": np.zeros(0, int)}]
+  gts = [{"boxes": [[10, 5, 30, 25]], "classes": [2]}, {"boxes": [[1, 1, 9, 9]], "classes": [1]}]
+  path = tmp_path / "pairs.png"
+  layout = viz.save_detections(path, images, dets, ground_truth=gts, class_names=NAMES,
+                               columns=2, side_by_side=True)
+  pixels = read(path)
+  assert len(layout.origins) == 4 and layout.scales == [8.0] * 4  # two tiles per image
+  (x0, y0), (x1, y1) = layout.origins[:2]
+  truth_tile, pred_tile = (pixels[y:y + 240, x:x + 320] for x, y in ((x0, y0), (x1, y1)))
+  # The truth tile holds only the class-2 colour, the prediction tile only class 1's.
+  assert is_colour(truth_tile, colour(2)).sum() > 50 and is_colour(truth_tile, colour(1)).sum() == 0
+  assert is_colour(pred_tile, colour(1)).sum() > 50 and is_colour(pred_tile, colour(2)).sum() == 0
+  # Without one of the two, side_by_side changes nothing.
+  single = viz.save_detections(tmp_path / "one.png", images, dets, class_names=NAMES,
+                               side_by_side=True)
+  assert len(single.origins) == 2
+
+
 def test_detections_of_images_of_different_sizes(tmp_path):
   images = [np.zeros((30, 40, 3), np.uint8), np.zeros((100, 1280), np.float32)]
   dets = [{"boxes": [[0, 0, 10, 10]], "scores": [1.0], "classes": [1]},

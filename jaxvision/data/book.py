@@ -33,7 +33,7 @@ from __future__ import annotations
 import csv
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from jaxvision import _checks
 from jaxvision.data.pipeline import ArraySource
 
 __all__ = ["BOOK_LABEL_COLUMNS", "read_book_labels", "BookDetectionSource", "read_book_masks",
-           "BookSegmentationSource"]
+           "BookSegmentationSource", "write_book_split"]
 
 BOOK_LABEL_COLUMNS = ("frame", "xmin", "xmax", "ymin", "ymax", "class_id")
 
@@ -420,3 +420,59 @@ class BookSegmentationSource(ArraySource):
     self.frames = names
     super().__init__({"image": _stack_images(images, names, "Images"),
                       "mask": np.stack(resized_masks)})
+
+
+def write_book_split(directory: str | os.PathLike, split: str, records: Mapping[str, Any], *,
+                     class_names: Sequence[str] | None = None) -> Path:
+  """Writes records in the book's layout, so any data (e.g. scenes of another style) can be
+  read back by :class:`BookDetectionSource` / :class:`BookSegmentationSource` and the CLIs'
+  ``--dataset book:DIR``.
+
+  Args:
+    directory: created if missing.
+    split: ``"train"`` or ``"test"`` (file names ``labels_<split>.csv``,
+      ``segmentation_<split>.npy``, images ``<split>_<i>.png``).
+    records: padded arrays ``{"image" uint8 [N, H, W, 3], "boxes" [N, G, 4] xyxy,
+      "classes" [N, G], "num_boxes" [N]}``, and optionally ``"mask" [N, H, W]`` class ids
+      (written as the book's one-hot masks; needs ``class_names``).
+    class_names: written to ``classes.txt`` (index 0 the background) when given.
+
+  Returns:
+    The directory.
+  """
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  if split not in ("train", "test"):
+    raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
+  root = Path(directory)
+  root.mkdir(parents=True, exist_ok=True)
+  images = np.asarray(records["image"])
+  if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+    raise ValueError(f"`records['image']` must be uint8 [N, H, W, 3], got {images.dtype} "
+                     f"{images.shape}.")
+  boxes, classes = np.asarray(records["boxes"]), np.asarray(records["classes"])
+  num = np.asarray(records["num_boxes"]).reshape(-1)
+  if not len(boxes) == len(classes) == len(num) == len(images):
+    raise ValueError(f"`records` arrays must have one row per image: image {len(images)}, "
+                     f"boxes {len(boxes)}, classes {len(classes)}, num_boxes {len(num)}.")
+  if "mask" in records:
+    if class_names is None:
+      raise ValueError("writing masks needs `class_names` (the one-hot depth).")
+    top = int(np.max(records["mask"])) if len(images) else 0
+    if top >= len(class_names):
+      raise ValueError(f"`records['mask']` holds class id {top} but `class_names` names "
+                       f"{len(class_names)} classes.")
+  rows = [",".join(BOOK_LABEL_COLUMNS)]
+  masks = {}
+  for i, image in enumerate(images):
+    name = f"{split}_{i}.png"
+    Image.fromarray(image).save(root / name)
+    for (x1, y1, x2, y2), c in zip(boxes[i, :num[i]], classes[i, :num[i]]):
+      rows.append(f"{name},{float(x1)!r},{float(x2)!r},{float(y1)!r},{float(y2)!r},{int(c)}")
+    if "mask" in records:
+      masks[name] = np.eye(len(class_names), dtype=np.uint8)[np.asarray(records["mask"][i])]
+  (root / f"labels_{split}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+  if masks:
+    np.save(root / f"segmentation_{split}.npy", masks, allow_pickle=True)
+  if class_names is not None:
+    (root / "classes.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
+  return root

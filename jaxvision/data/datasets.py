@@ -78,7 +78,8 @@ class Dataset:
     task: ``"detection"`` or ``"segmentation"``.
     train: the training records, a random-access source (``len``, ``[i]``,
       ``get_batch(indices)``; an :class:`~jaxvision.data.ArraySource` with ``.arrays`` for
-      the in-memory data sets ``scenes`` and ``book:DIR``).
+      the in-memory data sets ``scenes`` and ``book:DIR``); None for a ``book:DIR`` test set
+      without a training CSV loaded with ``require_train=False``.
     test: the test records, the same kind of source.
     class_names: name of every class id; index 0 is the background.
     image_size: ``(H, W)`` of every record's image (and mask).
@@ -112,7 +113,8 @@ def load_dataset(spec: str, *, task: str, image_size: tuple[int, int],
                  scene_config: scenes.SceneConfig | None = None, train_scenes: int = 1000,
                  test_scenes: int = 200, max_boxes: int | None = None,
                  digits: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-                 seed: int = 0, download: bool = False) -> Dataset:
+                 seed: int = 0, download: bool = False, require_train: bool = True
+                 ) -> Dataset:
   """The data set named by ``spec`` (see :data:`DATASETS`) for ``task``, resized.
 
   Args:
@@ -135,6 +137,8 @@ def load_dataset(spec: str, *, task: str, image_size: tuple[int, int],
       pools (``uint8 [N, 28, 28]``, ``[N]``) used instead of MNIST (tests).
     seed: ``scenes`` only: the scene stream's seed.
     download: ``voc*`` / ``pets``: let TFDS download and prepare the data set.
+    require_train: ``book:DIR``: False accepts a folder with only the test labels (an
+      evaluation set); ``Dataset.train`` is then None.
 
   The ``scenes`` options are ignored by the other specs, so a CLI may pass them always.
 
@@ -181,7 +185,8 @@ def load_dataset(spec: str, *, task: str, image_size: tuple[int, int],
     directory = spec[len("book:"):].strip() if ":" in spec else ""
     if not directory:
       raise ValueError(f"`spec` {spec!r}: the book's layout needs a directory, 'book:DIR'.")
-    return _load_book(directory, task, size, max_boxes=max_boxes)
+    return _load_book(directory, task, size, max_boxes=max_boxes,
+                      require_train=require_train)
   if key in _VOC_SPLITS:
     year, train_split, test_split = _VOC_SPLITS[key]
     options = dict(data_dir=data_dir, image_size=size, year=year, download=download,
@@ -297,28 +302,30 @@ def _read_class_names(directory: Path) -> tuple[tuple[str, ...], Path] | None:
 
 
 def _load_book(directory: str, task: str, size: tuple[int, int], *,
-               max_boxes: int | None) -> Dataset:
+               max_boxes: int | None, require_train: bool = True) -> Dataset:
   root = Path(directory).expanduser().absolute()
   if not root.is_dir():
     raise FileNotFoundError(f"Book data directory {str(root)!r} does not exist; "
                             f"{_book_layout(task)}.")
   train_file, test_file = (root / name for name in _BOOK_FILES[task])
-  for path in (train_file, test_file):
+  with_train = require_train or train_file.is_file()
+  for path in (train_file, test_file) if with_train else (test_file,):
     if not path.is_file():
       raise FileNotFoundError(f"{str(path)!r} does not exist; {_book_layout(task)}.")
+  files = (train_file, test_file) if with_train else (test_file,)
   image_dir = _book_image_dir(root)
   if task == "detection":
-    labels = [read_book_labels(train_file), read_book_labels(test_file)]
+    labels = [read_book_labels(f) for f in files]
     counts = [len(c) for split in labels for _, c in split.values()]
     if max_boxes is None:
       max_boxes = max(counts + [1])
-    train = BookDetectionSource(image_dir, train_file, max_boxes=max_boxes, image_size=size)
-    test = BookDetectionSource(image_dir, test_file, max_boxes=max_boxes, image_size=size)
-    top = max(int(s.arrays["classes"].max()) for s in (train, test))
+    sources = [BookDetectionSource(image_dir, f, max_boxes=max_boxes, image_size=size)
+               for f in files]
+    top = max(int(s.arrays["classes"].max()) for s in sources)
   else:
-    train = BookSegmentationSource(image_dir, train_file, image_size=size)
-    test = BookSegmentationSource(image_dir, test_file, image_size=size)
-    top = max(int(s.arrays["mask"].max()) for s in (train, test))
+    sources = [BookSegmentationSource(image_dir, f, image_size=size) for f in files]
+    top = max(int(s.arrays["mask"].max()) for s in sources)
+  train, test = sources if with_train else (None, sources[0])
   found = _read_class_names(root)
   if found is None:
     class_names = ("background",) + tuple(str(k) for k in range(1, max(top, 1) + 1))

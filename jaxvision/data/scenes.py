@@ -49,6 +49,9 @@ _BOX_INK = 0.2
 _MASK_INK = 0.5
 
 
+STYLES = ("texture", "shapes")
+
+
 class SceneConfig:
   """Options of the scene generator.
 
@@ -64,6 +67,10 @@ class SceneConfig:
       area (so no digit is hidden behind another).
     clutter: draw the textured, noisy background with stray strokes; False gives a plain
       dark background (useful for debugging a model).
+    style: the background generator with ``clutter``: ``"texture"`` (two octaves of smooth
+      colour noise and 2-6 stray strokes) or ``"shapes"``, a second style for testing that a
+      model generalises (a linear colour gradient, 3-8 filled or outlined rectangles and
+      ellipses, 6-14 strokes and polylines, stronger pixel noise).
     max_boxes: ``G``, the padded number of box rows (``>= num_digits[1]``).
     placement_tries: position draws per digit before it is dropped.
   """
@@ -72,7 +79,8 @@ class SceneConfig:
                num_digits: Sequence[int] = (1, 8),
                digit_size: Sequence[float] = (0.12, 0.6),
                max_overlap: float = 0.15, clutter: bool = True,
-               max_boxes: int | None = None, placement_tries: int = 30):
+               max_boxes: int | None = None, placement_tries: int = 30,
+               style: str = "texture"):
     h, w = _pair_of_ints(image_size, "image_size", minimum=16)
     lo, hi = _pair_of_ints(num_digits, "num_digits", minimum=1)
     if lo > hi:
@@ -87,6 +95,9 @@ class SceneConfig:
       raise ValueError(f"`max_boxes` ({max_boxes}) must be >= num_digits[1] ({hi}).")
     if int(placement_tries) < 1:
       raise ValueError(f"`placement_tries` must be >= 1, got {placement_tries!r}.")
+    if style not in STYLES:
+      raise ValueError(f"`style` must be one of {STYLES}, got {style!r}.")
+    self.style = style
     self.image_size = (h, w)
     self.num_digits = (lo, hi)
     self.digit_size = (float(digit_size[0]), float(digit_size[1]))
@@ -98,7 +109,7 @@ class SceneConfig:
   def __repr__(self) -> str:
     return (f"SceneConfig(image_size={self.image_size}, num_digits={self.num_digits}, "
             f"digit_size={self.digit_size}, max_overlap={self.max_overlap}, "
-            f"clutter={self.clutter}, max_boxes={self.max_boxes})")
+            f"clutter={self.clutter}, max_boxes={self.max_boxes}, style={self.style!r})")
 
 
 def _pair_of_ints(value: Any, name: str, *, minimum: int) -> tuple[int, int]:
@@ -121,10 +132,46 @@ def _bright_colour(rng: np.random.Generator) -> np.ndarray:
   return np.array(colorsys.hsv_to_rgb(hue, sat, val), np.float32)
 
 
-def _background(rng: np.random.Generator, h: int, w: int, clutter: bool) -> np.ndarray:
+def _shapes_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+  """The ``"shapes"`` style: gradient, rectangles and ellipses, strokes, strong noise."""
+  a, b = rng.uniform(0.0, 0.45, (2, 3)).astype(np.float32)
+  angle = rng.uniform(0, 2 * np.pi)
+  ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+  t = (np.cos(angle) * xs / w + np.sin(angle) * ys / h)
+  t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+  canvas = Image.fromarray(np.clip((a + (b - a) * t[..., None]) * 255, 0, 255).astype(np.uint8))
+  draw = ImageDraw.Draw(canvas)
+  side = min(h, w)
+  for _ in range(rng.integers(3, 9)):
+    colour = tuple(int(c * 255 * rng.uniform(0.2, 0.6)) for c in _bright_colour(rng))
+    x0, y0 = rng.uniform(-0.1 * w, w), rng.uniform(-0.1 * h, h)
+    x1, y1 = x0 + rng.uniform(0.1, 0.5) * side, y0 + rng.uniform(0.1, 0.5) * side
+    shape = draw.rectangle if rng.random() < 0.5 else draw.ellipse
+    if rng.random() < 0.6:
+      shape([x0, y0, x1, y1], fill=colour)
+    else:
+      shape([x0, y0, x1, y1], outline=colour, width=int(rng.integers(1, 3)))
+  for _ in range(rng.integers(6, 15)):
+    colour = tuple(int(c * 255 * rng.uniform(0.5, 0.95)) for c in _bright_colour(rng))
+    width = int(rng.integers(1, max(2, side // 50) + 1))
+    points = [(rng.uniform(0, w), rng.uniform(0, h))]
+    for _ in range(rng.integers(1, 4)):
+      step = rng.uniform(0.03, 0.15) * side
+      angle = rng.uniform(0, 2 * np.pi)
+      points.append((points[-1][0] + step * np.cos(angle), points[-1][1] + step * np.sin(angle)))
+    draw.line(points, fill=colour, width=width)
+  out = np.asarray(canvas, np.float32) / 255.0
+  out = out + rng.normal(0.0, 0.07, out.shape).astype(np.float32)
+  return np.clip(out, 0.0, 1.0)
+
+
+def _background(rng: np.random.Generator, h: int, w: int, clutter: bool,
+                style: str = "texture") -> np.ndarray:
   """``[H, W, 3]`` float32 in ``[0, 1]``: smooth colour texture, noise and stray strokes."""
   if not clutter:
     return np.full((h, w, 3), 0.1, np.float32)
+  if style == "shapes":
+    return _shapes_background(rng, h, w)
   # Two octaves of smooth colour texture, kept darker than the digits.
   texture = np.zeros((h, w, 3), np.float32)
   for cells, amp in ((3, 0.30), (12, 0.12)):
@@ -208,7 +255,7 @@ _MAX_REDRAWS = 20
 def _draw_scene(digits, labels, index, config, seed):
   h, w = config.image_size
   rng = np.random.default_rng([int(seed), int(index), 0x5CE])
-  image = _background(rng, h, w, config.clutter)
+  image = _background(rng, h, w, config.clutter, getattr(config, "style", "texture"))
   mask = np.zeros((h, w), np.uint8)
   boxes = np.zeros((config.max_boxes, 4), np.float32)
   classes = np.zeros((config.max_boxes,), np.int32)

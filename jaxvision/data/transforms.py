@@ -34,7 +34,7 @@ from jaxvision import _checks
 __all__ = [
     "center_crop", "random_crop_resize", "random_resized_crop", "random_rotation",
     "random_affine", "binarize", "gaussian_noise", "random_horizontal_flip", "color_jitter",
-    "iic_views", "rotate_or_crop_views",
+    "random_zoom_with_boxes", "iic_views", "rotate_or_crop_views",
 ]
 
 
@@ -412,6 +412,75 @@ def random_horizontal_flip(image: ArrayLike, key: ArrayLike, *, p: float = 0.5) 
   image = _as_image(image)
   p = _checks.check_unit_interval(p, "p")
   return jnp.where(jax.random.uniform(key, ()) < p, image[:, ::-1, :], image)
+
+
+def random_zoom_with_boxes(image: ArrayLike, boxes: ArrayLike, key: ArrayLike, *,
+                           scale_range: tuple[float, float] = (0.6, 1.6), p: float = 1.0,
+                           min_visible: float = 0.5) -> tuple[jax.Array, jax.Array]:
+  """Zoom in or out about a random point, moving the boxes with the content (detection).
+
+  SSD's random crop and zoom-out in one affine map: with probability ``p`` the content is
+  scaled by ``s`` (log-uniform in ``scale_range``; ``s < 1`` zooms out, ``s > 1`` crops in)
+  and shifted by a uniform ``t`` that keeps the image covered when ``s > 1`` and inside the
+  frame when ``s < 1``: a point ``X`` (continuous pixel coordinates) goes to ``s X + t``.
+  Uncovered pixels take the image's mean colour (SSD's zoom-out fill). Boxes move the same
+  way and are clipped to the frame; a box keeping less than ``min_visible`` of its area, and
+  a padding row, becomes ``[0, 0, 0, 0]`` (an empty box, which
+  :func:`jaxvision.ops.match_anchors` treats as padding).
+
+  Args:
+    image: ``[H, W, C]`` float.
+    boxes: ``[G, 4]`` ``xyxy`` pixel boxes (padding rows all zero or empty).
+    key: a PRNG key.
+    scale_range: ``(lo, hi)`` with ``0 < lo <= hi``.
+    p: probability of zooming at all.
+    min_visible: the fraction of a box that must stay in the frame, in ``[0, 1]``.
+
+  Returns:
+    ``(image [H, W, C], boxes [G, 4] float32)``.
+
+  >>> im = jnp.zeros((4, 4, 1)); b = jnp.array([[0., 0., 2., 2.]])
+  >>> out, nb = random_zoom_with_boxes(im, b, jax.random.key(0), scale_range=(1.0, 1.0))
+  >>> nb.tolist()
+  [[0.0, 0.0, 2.0, 2.0]]
+  """
+  image = _as_image(image)
+  boxes = jnp.asarray(boxes, jnp.float32)
+  if boxes.ndim != 2 or boxes.shape[-1] != 4:
+    raise ValueError(f"`boxes` must be [G, 4] xyxy boxes, got shape {tuple(boxes.shape)}.")
+  lo, hi = (float(v) for v in scale_range)
+  if not 0.0 < lo <= hi:
+    raise ValueError(f"`scale_range` must be (lo, hi) with 0 < lo <= hi, got {scale_range!r}.")
+  p = _checks.check_unit_interval(p, "p")
+  min_visible = _checks.check_unit_interval(min_visible, "min_visible")
+  h, w, _ = image.shape
+  k_apply, k_scale, k_x, k_y = jax.random.split(key, 4)
+  s = jnp.exp(jax.random.uniform(k_scale, (), minval=math.log(lo), maxval=math.log(hi)))
+  s = jnp.where(jax.random.uniform(k_apply, ()) < p, s, 1.0)
+
+  def shift(k, size):
+    room = size * (1.0 - s)  # > 0 when zooming out, < 0 when zooming in
+    return jax.random.uniform(k, ()) * room
+
+  tx, ty = shift(k_x, w), shift(k_y, h)
+  # Output pixel centre X + 0.5 came from (X + 0.5 - t) / s; _bilinear's centres are integers.
+  ys = (jnp.arange(h, dtype=jnp.float32) + 0.5 - ty) / s - 0.5
+  xs = (jnp.arange(w, dtype=jnp.float32) + 0.5 - tx) / s - 0.5
+  # Zooming in, the frame lies inside the image: clamp the half-pixel overhang at its edges
+  # to the edge pixels instead of blending with the fill.
+  ys = jnp.where(s > 1.0, jnp.clip(ys, 0.0, h - 1.0), ys)
+  xs = jnp.where(s > 1.0, jnp.clip(xs, 0.0, w - 1.0), xs)
+  yy, xx = jnp.meshgrid(ys, xs, indexing="ij")
+  fill = jnp.mean(image.astype(jnp.float32), axis=(0, 1))
+  out = _bilinear(image, yy, xx, fill)
+  out = jnp.where(s == 1.0, image, out)
+  moved = boxes * s + jnp.array([tx, ty, tx, ty])
+  clipped = jnp.clip(moved, 0.0, jnp.array([w, h, w, h], jnp.float32))
+  area = lambda b: (jnp.maximum(b[:, 2] - b[:, 0], 0.0)  # noqa: E731
+                    * jnp.maximum(b[:, 3] - b[:, 1], 0.0))
+  full = area(moved)
+  keep = (full > 0) & (area(clipped) >= min_visible * full)
+  return out, jnp.where(keep[:, None], clipped, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------

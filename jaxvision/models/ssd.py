@@ -33,8 +33,8 @@ import numpy as np
 from jaxvision import ops
 from jaxvision.models.resnet import ResNet56v2, ResNetV2
 
-__all__ = ["SSD", "SSDBook", "SSDSmall", "SSDTiny", "feature_shapes", "anchor_sizes",
-           "make_anchors", "make_targets", "postprocess", "NMS_MODES"]
+__all__ = ["SSD", "SSDBook", "SSDSmall", "SSDSmallP2", "SSDTiny", "feature_shapes", "anchor_sizes",
+           "make_anchors", "make_targets", "postprocess", "NMS_MODES", "ASPECT_RATIO_UNITS"]
 
 _he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
@@ -50,6 +50,13 @@ class SSD(nn.Module):
     anchors_per_point: anchors at every feature-map point (``len(aspect_ratios) + 1`` of
       ``ssd_anchors``; 4 in the book).
     pyramid_width: channels of the stride-2 pyramid convs (None: the backbone's channels).
+    head_channel_multiple: the class and offset head convs compute their output channels
+      rounded up to a multiple of this and drop the extra ones (1: exact). XLA:CPU's conv
+      speed depends on the channel count: a 3x3 conv to 55 channels (5 anchors x 11
+      classes) measured 2.6x slower than to 64 on 2 cores, so the cpu models use 16.
+    pool_first_level: the book's 2x2 average pool of the backbone's features as the first
+      level; False uses the features themselves (one more level of twice the resolution at
+      the same count, for small objects: the cpu recipe's digits down to ~8 pixels).
     dtype: computation dtype.
     param_dtype: parameter dtype.
   """
@@ -59,13 +66,17 @@ class SSD(nn.Module):
   num_levels: int = 4
   anchors_per_point: int = 4
   pyramid_width: int | None = None
+  pool_first_level: bool = True
+  head_channel_multiple: int = 1
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
   def _pyramid(self, x: jax.Array, train: bool) -> list[jax.Array]:
     features = self.backbone(dtype=self.dtype, param_dtype=self.param_dtype)(
         x, train=train)["features"]
-    level = nn.avg_pool(features, (2, 2), strides=(2, 2), padding="SAME")
+    level = features
+    if self.pool_first_level:
+      level = nn.avg_pool(features, (2, 2), strides=(2, 2), padding="SAME")
     levels = [level]
     width = self.pyramid_width or features.shape[-1]
     for _ in range(self.num_levels - 1):
@@ -90,13 +101,19 @@ class SSD(nn.Module):
       raise ValueError(f"`num_levels` must be >= 1, got {self.num_levels}.")
     levels = self._pyramid(x, train)
     k, c = self.anchors_per_point, self.num_classes
+    m = int(self.head_channel_multiple)
+    if m < 1:
+      raise ValueError(f"`head_channel_multiple` must be >= 1, got {self.head_channel_multiple}.")
+    padded = lambda n: -(-n // m) * m  # noqa: E731
     classes, offsets = [], []
     for i, level in enumerate(levels):
       b, h, w, _ = level.shape
-      cls = nn.Conv(k * c, (3, 3), padding="SAME", kernel_init=_he_normal, dtype=self.dtype,
-                    param_dtype=self.param_dtype, name=f"classes_{i}")(level)
-      off = nn.Conv(k * 4, (3, 3), padding="SAME", kernel_init=_he_normal, dtype=self.dtype,
-                    param_dtype=self.param_dtype, name=f"offsets_{i}")(level)
+      cls = nn.Conv(padded(k * c), (3, 3), padding="SAME", kernel_init=_he_normal,
+                    dtype=self.dtype, param_dtype=self.param_dtype,
+                    name=f"classes_{i}")(level)[..., :k * c]
+      off = nn.Conv(padded(k * 4), (3, 3), padding="SAME", kernel_init=_he_normal,
+                    dtype=self.dtype, param_dtype=self.param_dtype,
+                    name=f"offsets_{i}")(level)[..., :k * 4]
       classes.append(cls.reshape(b, h * w * k, c))
       offsets.append(off.reshape(b, h * w * k, 4))
     out = {"classes": jnp.concatenate(classes, axis=1).astype(jnp.float32),
@@ -128,6 +145,11 @@ SSDBook = functools.partial(SSD, backbone=functools.partial(ResNet56v2, stem_str
 SSDSmall = functools.partial(
     SSD, backbone=functools.partial(ResNetV2, depth=14, width=8, num_stages=2,
                                     stem_strides=2))
+# SSDSmall with its pyramid starting at the backbone's 1/4-size features (FPN's P2 stride)
+# instead of their 2x2 pool: 30x40, 15x20, 8x10, 4x5 levels at 120 x 160. The cpu recipe's
+# model (see experiments/results/ssd_diagnosis.md: at stride 8 the best anchor of a digit
+# shorter than 0.16 of the image reaches IoU 0.5 for a third of them).
+SSDSmallP2 = functools.partial(SSDSmall, pool_first_level=False, head_channel_multiple=16)
 # For tests.
 SSDTiny = functools.partial(
     SSD, backbone=functools.partial(ResNetV2, depth=8, width=4, num_stages=2, stem_strides=2),
@@ -151,21 +173,39 @@ def anchor_sizes(num_levels: int, scales: Sequence[float] = (0.2, 0.9)
   return [(float(s[i]), float(np.sqrt(s[i] * s[i + 1]))) for i in range(num_levels)]
 
 
+ASPECT_RATIO_UNITS = ("sides", "pixels")
+
+
 def make_anchors(model: SSD, image_size: Sequence[int], *,
                  sizes: Sequence[Sequence[float]] | None = None,
-                 aspect_ratios: Sequence[float] = (1, 2, 0.5)) -> jax.Array:
+                 aspect_ratios: Sequence[float] = (1, 2, 0.5),
+                 aspect_ratio_unit: str = "sides") -> jax.Array:
   """``[A, 4]`` xyxy anchors in pixels for ``model`` on ``(H, W)`` images, in the order of
-  the model's outputs (:func:`jaxvision.ops.ssd_anchors` on :func:`feature_shapes`)."""
+  the model's outputs (:func:`jaxvision.ops.ssd_anchors` on :func:`feature_shapes`).
+
+  ``aspect_ratio_unit``: ``"sides"`` is ``ssd_anchors``' (and the book's) meaning, width /
+  height as fractions of the image's sides, so ratio 1 is a 4:3 box on a 4:3 image;
+  ``"pixels"`` means width / height in pixels (ratio 1 is square; converted as
+  ``r * H / W``; the extra ``s2`` anchor stays ``ssd_anchors``' box of the image's shape).
+  The model's ``anchors_per_point`` must be ``len(aspect_ratios) + 1``.
+  """
+  if aspect_ratio_unit not in ASPECT_RATIO_UNITS:
+    raise ValueError(f"`aspect_ratio_unit` must be one of {ASPECT_RATIO_UNITS}, got "
+                     f"{aspect_ratio_unit!r}.")
   if len(aspect_ratios) + 1 != model.anchors_per_point:
     raise ValueError(f"`aspect_ratios` gives {len(aspect_ratios) + 1} anchors per point but "
                      f"the model has anchors_per_point={model.anchors_per_point}.")
+  ratios = tuple(float(r) for r in aspect_ratios)
+  if aspect_ratio_unit == "pixels":
+    ratios = tuple(r * float(image_size[0]) / float(image_size[1]) for r in ratios)
   return ops.ssd_anchors(tuple(image_size), feature_shapes(model, image_size), sizes=sizes,
-                         aspect_ratios=aspect_ratios)
+                         aspect_ratios=ratios)
 
 
 def make_targets(anchors: jax.Array, boxes: jax.Array, classes: jax.Array,
                  num_boxes: jax.Array, *, match_iou: float,
-                 variances: Sequence[float] | None) -> tuple[jax.Array, jax.Array]:
+                 variances: Sequence[float] | None, ignore_iou: float | None = None
+                 ) -> tuple[jax.Array, jax.Array]:
   """Training targets from padded ground truth.
 
   Args:
@@ -177,15 +217,24 @@ def make_targets(anchors: jax.Array, boxes: jax.Array, classes: jax.Array,
       (:func:`jaxvision.ops.match_anchors`; the book's 0.6).
     variances: offset normalisation of :func:`jaxvision.ops.encode_boxes`, or None for raw
       pixel offsets.
+    ignore_iou: an ignore band (RetinaNet's): an unmatched anchor whose best IoU is ``>=
+      ignore_iou`` (and so ``< match_iou``) gets label -1, which
+      :func:`jaxvision.ops.ssd_loss` leaves out (neither a positive nor a negative, never a
+      mined hard negative). None: no band.
 
   Returns:
-    ``(labels [B, A] int32, 0 = background; offsets [B, A, 4])``; unmatched anchors get the
-    zero offset of the anchor to itself.
+    ``(labels [B, A] int32, 0 = background, -1 ignored; offsets [B, A, 4])``; unmatched
+    anchors get the zero offset of the anchor to itself.
   """
+  if ignore_iou is not None and not 0.0 < float(ignore_iou) <= float(match_iou):
+    raise ValueError(f"`ignore_iou` must be in (0, match_iou={match_iou}], got {ignore_iou!r} "
+                     f"(0 would leave no negatives).")
   valid = jnp.arange(boxes.shape[1]) < jnp.asarray(num_boxes)[:, None]
-  matched, _ = ops.match_anchors(anchors, boxes, valid, iou_threshold=match_iou)
+  matched, iou = ops.match_anchors(anchors, boxes, valid, iou_threshold=match_iou)
   safe = jnp.maximum(matched, 0)
   labels = jnp.where(matched >= 0, jnp.take_along_axis(classes, safe, axis=1), 0)
+  if ignore_iou is not None:
+    labels = jnp.where((matched < 0) & (iou >= float(ignore_iou)), -1, labels)
   gt = jnp.take_along_axis(boxes, safe[..., None], axis=1)
   gt = jnp.where((matched >= 0)[..., None], gt, anchors)
   return labels.astype(jnp.int32), ops.encode_boxes(gt, anchors, variances=variances)

@@ -67,7 +67,7 @@ ROWS = [
     ("fcn", ["--config", "tiny", "--dataset", "voc", "--workdir", "{d}/w"], 2,
      "--dataset voc: .*segmentation"),
     ("fcn", ["--evaluate", "--restore-weights", "experiments/results/ssd_cpu_weights.msgpack",
-             "--workdir", "{d}/e"], 2, r"holds a detector \(SSDSmall\), not a segmenter"),
+             "--workdir", "{d}/e"], 2, r"holds a detector \(SSDSmallP2\), not a segmenter"),
     ("fcn", ["--evaluate", "--restore-weights", "experiments/results/fcn_cpu_weights.msgpack",
              "--workdir", "{d}/e", "--config", "tiny"], 2,
      "--config tiny but .* was trained with the 'cpu' config"),

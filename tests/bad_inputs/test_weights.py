@@ -59,7 +59,7 @@ ROWS = [
     (Detector.load, "{d}/no_kind.msgpack", ValueError, r"holds a model \(SSDSmall\), not a "
      "detector"),
     (Detector.load, "{d}/bad_spec.msgpack", ValueError, "`nms` must be one of"),
-    (Segmenter.load, str(SSD), ValueError, r"holds a detector \(SSDSmall\), not a segmenter"),
+    (Segmenter.load, str(SSD), ValueError, r"holds a detector \(SSDSmallP2\), not a segmenter"),
     (Detector.load, str(FCN), ValueError, r"holds a segmenter \(FCNSmall\), not a detector"),
 ]
 

@@ -336,3 +336,34 @@ def test_read_book_labels_values_past_the_dtypes(tmp_path, row, column):
 def test_read_book_labels_int32_max_class_is_fine(tmp_path):
   path = write_csv(tmp_path / "labels.csv", ["a.jpg,1,2,3,4,2147483647"])
   assert read_book_labels(path)["a.jpg"][1].tolist() == [2147483647]
+
+
+def test_write_book_split_round_trips_through_the_readers(tmp_path):
+  from jaxvision.data import write_book_split  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (3, 20, 30, 3), dtype=np.uint8)
+  boxes = np.zeros((3, 2, 4), np.float32)
+  boxes[:, 0] = [1, 2, 11.5, 12]
+  boxes[1, 1] = [5, 5, 25, 19]
+  classes = np.array([[1, 0], [2, 1], [1, 0]], np.int32)
+  num = np.array([1, 2, 1], np.int32)
+  mask = rng.integers(0, 3, (3, 20, 30)).astype(np.uint8)
+  names = ("background", "a", "b")
+  write_book_split(tmp_path, "test", {"image": images, "boxes": boxes, "classes": classes,
+                                      "num_boxes": num, "mask": mask}, class_names=names)
+  assert (tmp_path / "classes.txt").read_text().split() == list(names)
+  src = BookDetectionSource(tmp_path, tmp_path / "labels_test.csv", max_boxes=2)
+  for i in range(3):
+    r = src[i]
+    np.testing.assert_array_equal(r["image"], images[i])  # PNG: lossless
+    assert int(r["num_boxes"]) == num[i]
+    np.testing.assert_allclose(r["boxes"][:num[i]], boxes[i, :num[i]])
+    np.testing.assert_array_equal(r["classes"][:num[i]], classes[i, :num[i]])
+  seg = BookSegmentationSource(tmp_path, tmp_path / "segmentation_test.npy")
+  np.testing.assert_array_equal(np.stack([seg[i]["mask"] for i in range(3)]), mask)
+  with pytest.raises(ValueError, match="split"):
+    write_book_split(tmp_path, "val", {"image": images, "boxes": boxes, "classes": classes,
+                                       "num_boxes": num})
+  with pytest.raises(ValueError, match="class_names"):
+    write_book_split(tmp_path, "test", {"image": images, "boxes": boxes, "classes": classes,
+                                        "num_boxes": num, "mask": mask})

@@ -101,7 +101,9 @@ def check_scene(scene, config: SceneConfig):
     SceneConfig(image_size=(40, 40), num_digits=(3, 6), digit_size=(0.3, 0.6), max_overlap=0.3,
                 max_boxes=10),
     SceneConfig(image_size=(32, 48), num_digits=(2, 2), clutter=False, max_overlap=0.0),
-], ids=["default", "crowded", "no_overlap"])
+    SceneConfig(image_size=(48, 64), num_digits=(1, 10), digit_size=(0.13, 0.79),
+                style="shapes"),
+], ids=["default", "crowded", "no_overlap", "shapes_style"])
 def test_scene_invariants(config):
   digits, labels = blob_digits(40, seed=0)
   out = generate_scenes(digits, labels, 12, config=config, seed=3)
@@ -338,3 +340,13 @@ def test_class_colours():
   c = scenes.class_colours(25)
   assert c.shape == (25, 3) and c.dtype == np.uint8
   assert (c[0] == 0).all() and len({tuple(x) for x in c}) == 25
+
+
+def test_shapes_style_differs_from_texture_and_is_checked():
+  digits, labels = blob_digits(20, seed=1)
+  a = generate_scene(digits, labels, 0, config=SceneConfig(image_size=(48, 64)), seed=0)
+  b = generate_scene(digits, labels, 0, config=SceneConfig(image_size=(48, 64), style="shapes"),
+                     seed=0)
+  assert not np.array_equal(a["image"], b["image"])
+  with pytest.raises(ValueError, match="style"):
+    SceneConfig(style="cartoon")

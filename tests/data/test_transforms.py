@@ -481,3 +481,77 @@ def test_rotate_or_crop_views():
 def test_validation(call, error, match):
   with pytest.raises(error, match=match):
     call(rand_image((8, 8, 3), 23))
+
+
+# ---------------------------------------------------------------------------------------------
+# random_zoom_with_boxes (detection augmentation).
+
+
+def _block_image(box, size=(40, 60)):
+  """A dark image with a bright rectangle exactly covering integer ``box`` (xyxy)."""
+  im = np.zeros(size + (3,), np.float32)
+  x1, y1, x2, y2 = box
+  im[y1:y2, x1:x2] = 1.0
+  return im
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_zoom_moves_the_boxes_with_the_content(seed):
+  box = (20, 10, 36, 30)
+  im = _block_image(box)
+  out, boxes = T.random_zoom_with_boxes(im, np.array([box, [0, 0, 0, 0]], np.float32),
+                                        jax.random.key(seed), scale_range=(0.5, 2.0), p=1.0,
+                                        min_visible=0.0)
+  out, boxes = np.asarray(out), np.asarray(boxes)
+  assert boxes[1].tolist() == [0, 0, 0, 0]  # padding stays padding
+  x1, y1, x2, y2 = boxes[0]
+  assert x2 > x1 and y2 > y1
+  # Inside the moved box (1 px margin for the bilinear edge) the content is the bright block;
+  # outside it (1 px margin) nothing bright.
+  ys, xs = np.mgrid[0:40, 0:60] + 0.5
+  inner = (xs > x1 + 1) & (xs < x2 - 1) & (ys > y1 + 1) & (ys < y2 - 1)
+  outer = (xs < x1 - 1) | (xs > x2 + 1) | (ys < y1 - 1) | (ys > y2 + 1)
+  if inner.any():
+    assert out[inner].min() > 0.99
+  fill = im.mean(axis=(0, 1))
+  assert np.all(out[outer] <= fill + 1e-5)
+
+
+def test_zoom_identity_and_probability_zero():
+  im = np.random.default_rng(0).uniform(size=(12, 16, 3)).astype(np.float32)
+  b = np.array([[1, 2, 5, 9]], np.float32)
+  for kw in ({"scale_range": (1.0, 1.0)}, {"scale_range": (0.5, 2.0), "p": 0.0}):
+    out, nb = T.random_zoom_with_boxes(im, b, jax.random.key(3), **kw)
+    np.testing.assert_array_equal(out, im)
+    np.testing.assert_array_equal(nb, b)
+
+
+def test_zoom_drops_boxes_that_leave_the_frame():
+  im = np.zeros((40, 40, 3), np.float32)
+  boxes = np.array([[0, 0, 10, 10], [15, 15, 25, 25]], np.float32)
+  kept = np.zeros(2)
+  for seed in range(20):
+    _, nb = T.random_zoom_with_boxes(im, boxes, jax.random.key(seed), scale_range=(3.0, 3.0),
+                                     p=1.0, min_visible=0.5)
+    nb = np.asarray(nb)
+    area = (nb[:, 2] - nb[:, 0]) * (nb[:, 3] - nb[:, 1])
+    # Scaled x3 a box is 30 x 30 = 900 px^2: kept ones keep at least half, dropped are zero.
+    assert np.all((area >= 450 - 1e-3) | (np.abs(nb).sum(1) == 0))
+    assert np.all((nb >= 0) & (nb <= 40))
+    kept += area > 0
+  assert 1 <= kept[1] < 20  # the central box is kept sometimes, dropped sometimes
+
+
+def test_zoom_vmaps_and_rejects_bad_arguments():
+  ims = jnp.zeros((3, 8, 8, 3))
+  bx = jnp.tile(jnp.array([[1.0, 1, 4, 4]]), (3, 1, 1))
+  keys = jax.random.split(jax.random.key(0), 3)
+  out, nb = jax.jit(jax.vmap(functools.partial(T.random_zoom_with_boxes,
+                                               scale_range=(0.5, 1.5))))(ims, bx, keys)
+  assert out.shape == ims.shape and nb.shape == bx.shape
+  with pytest.raises(ValueError, match="scale_range"):
+    T.random_zoom_with_boxes(ims[0], bx[0], keys[0], scale_range=(0.0, 1.0))
+  with pytest.raises(ValueError, match="boxes"):
+    T.random_zoom_with_boxes(ims[0], bx[0, :, :3], keys[0])
+  with pytest.raises(ValueError, match="min_visible"):
+    T.random_zoom_with_boxes(ims[0], bx[0], keys[0], min_visible=2.0)

@@ -165,3 +165,37 @@ def test_recipe_names_follow_the_book():
   assert ssd.recipe_name(cfg) == "normalized+smooth_l1"
   raw = dataclasses.replace(cfg, normalize=False, localization="l1")
   assert ssd.recipe_name(raw) == "raw"
+
+
+def test_new_recipe_flags_learning_curve_diagnosis_and_a_second_style(digits, tmp_path, capsys):
+  from experiments import scenes as scenes_cli  # pylint: disable=import-outside-toplevel
+  from experiments import ssd_diagnosis  # pylint: disable=import-outside-toplevel
+  workdir = tmp_path / "work"
+  results = ssd.main(["--config", "tiny", "--workdir", str(workdir), "--aspect-ratios", "1",
+                      "0.5", "--aspect-ratio-unit", "pixels", "--ignore-iou", "0.3",
+                      "--match-iou", "0.5", "--zoom", "0.7", "1.4", "--eval-every", "1",
+                      "--score-threshold", "0", "--no-progress"], digits=digits)
+  det = Detector.load(workdir)
+  assert det.spec.aspect_ratios == (1.0, 0.5) and det.spec.aspect_ratio_unit == "pixels"
+  assert det.model.anchors_per_point == 3
+  assert det.spec.training["config"]["zoom"] == [0.7, 1.4]
+  lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+  evals = [x["step"] for x in lines if x.get("split") == "eval"]
+  assert evals == [1, 2, 3], lines  # the learning curve: every step of 3, the end once
+  # A second scene style in the book's layout, read back by the CLI's book reader.
+  style_dir = tmp_path / "shapes"
+  scenes_cli.main(["--out", str(style_dir), "--image-size", "48", "64", "--test-scenes", "6",
+                   "--num-digits", "1", "3"], digits=digits["test"])
+  assert (style_dir / "labels_test.csv").exists() and (style_dir / "preview.png").exists()
+  ev = ssd.main(["--evaluate", "--restore-weights", str(workdir), "--workdir",
+                 str(tmp_path / "ev"), "--dataset", f"book:{style_dir}"])
+  assert ev["num_images"] == 6 and 0.0 <= ev["map50"] <= 1.0
+  capsys.readouterr()
+  numbers = ssd_diagnosis.main(["--restore-weights", str(workdir), "--dataset",
+                                f"book:{style_dir}", "--anchor-designs",
+                                "--json", str(tmp_path / "d.json")])
+  out = capsys.readouterr().out
+  assert "### Anchor coverage" in out and "### Detection" in out
+  assert numbers["boxes"] == sum(numbers["coverage"]["positives_hist"].values())
+  assert sum(numbers["misses"].values()) <= numbers["boxes"]
+  assert json.loads((tmp_path / "d.json").read_text())["boxes"] == numbers["boxes"]

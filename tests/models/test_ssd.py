@@ -17,6 +17,7 @@ import optax
 import pytest
 
 from jaxvision import models, ops
+from jaxvision.models import ssd as ssd_lib
 from tests.models._variables import random_variables
 
 _KEY = jax.random.key(0)
@@ -67,6 +68,46 @@ def test_book_feature_shapes():
 def test_small_feature_shapes():
   shapes = models.feature_shapes(models.SSDSmall(num_classes=11), (120, 160))
   assert shapes == [(15, 20), (8, 10), (4, 5), (2, 3)]
+
+
+def test_small_p2_starts_the_pyramid_at_stride_4():
+  shapes = models.feature_shapes(models.SSDSmallP2(num_classes=11), (120, 160))
+  assert shapes == [(30, 40), (15, 20), (8, 10), (4, 5)]
+  out = _outputs(models.SSDSmallP2(num_classes=11, anchors_per_point=5), (120, 160), batch=1)
+  assert out["classes"].shape == (1, 5 * sum(h * w for h, w in shapes), 11)
+
+
+def test_pixel_aspect_ratios_are_square_in_pixels():
+  model = models.SSDTiny(num_classes=3, anchors_per_point=3)
+  kw = {"sizes": [(0.25, 0.3)] * 3, "aspect_ratios": (1.0, 0.25)}
+  sides = np.asarray(ssd_lib.make_anchors(model, (48, 64), **kw))
+  pixels = np.asarray(ssd_lib.make_anchors(model, (48, 64), aspect_ratio_unit="pixels", **kw))
+  w = lambda a: a[:, 2] - a[:, 0]  # noqa: E731
+  h = lambda a: a[:, 3] - a[:, 1]  # noqa: E731
+  np.testing.assert_allclose((w(sides) / h(sides))[0:2], [64 / 48, 0.25 * 64 / 48], rtol=1e-5)
+  np.testing.assert_allclose((w(pixels) / h(pixels))[0:2], [1.0, 0.25], rtol=1e-5)
+  # The same area as the book's ratio-1 box of that size: sqrt(W H) s per side.
+  np.testing.assert_allclose(w(pixels)[0] * h(pixels)[0], 0.25 ** 2 * 48 * 64, rtol=1e-5)
+  with pytest.raises(ValueError, match="aspect_ratio_unit"):
+    ssd_lib.make_anchors(model, (48, 64), aspect_ratio_unit="degrees", **kw)
+  with pytest.raises(ValueError, match="anchors_per_point"):
+    ssd_lib.make_anchors(model, (48, 64), aspect_ratios=(1.0, 2.0, 0.5))
+
+
+def test_make_targets_ignore_band():
+  anchors = jnp.array([[0., 0., 10., 10.], [0., 0., 10., 20.], [0., 0., 10., 14.],
+                       [40., 40., 50., 50.]])
+  boxes = jnp.array([[[0., 0., 10., 10.], [0., 0., 0., 0.]]])
+  classes, n = jnp.array([[3, 0]]), jnp.array([1])
+  # IoUs with the box: 1.0, 0.5, 0.714, 0.
+  labels, _ = ssd_lib.make_targets(anchors, boxes, classes, n, match_iou=0.6, variances=None)
+  assert labels.tolist() == [[3, 0, 3, 0]]
+  labels, _ = ssd_lib.make_targets(anchors, boxes, classes, n, match_iou=0.6, variances=None,
+                                   ignore_iou=0.4)
+  assert labels.tolist() == [[3, -1, 3, 0]]  # 0.5 is in [0.4, 0.6): left out of the loss
+  with pytest.raises(ValueError, match="ignore_iou"):
+    ssd_lib.make_targets(anchors, boxes, classes, n, match_iou=0.5, variances=None,
+                         ignore_iou=0.7)
 
 
 def test_bfloat16_heads_return_float32():
