@@ -131,7 +131,8 @@ def ssd_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransfo
 
   def loss_fn(params, batch_stats, batch, rng):
     images, boxes = _images(batch["image"]), batch["boxes"].astype(jnp.float32)
-    rng_zoom, rng_color, rng_noise = jax.random.split(rng, 3)
+    if zoom is not None or color_jitter > 0 or noise_std > 0:  # rng unused otherwise
+      rng_zoom, rng_color, rng_noise = jax.random.split(rng, 3)
     if zoom is not None:
       keys = jax.random.split(rng_zoom, images.shape[0])
       images, boxes = jax.vmap(functools.partial(
