@@ -486,12 +486,13 @@ def diagnose_detector(detector: Detector, data: Any, *, match_iou: float = 0.5,
     truth = ground_truth_lists(rec)
     dets = detector.detect(rec["image"], batch_size=batch_size)
     found = metrics.ground_truth_found(dets, truth, iou_threshold=iou_threshold)
-    for start in range(0, len(truth), batch_size):
-      chunk = np.asarray(rec["image"][start:start + batch_size])
+    for start, (chunk, n) in zip(range(0, len(truth), batch_size),
+                                 batches(rec["image"], batch_size)):
+      # Padded like `detect`'s batches: one compilation for every chunk.
       probs, boxes = jax.device_get(detector.dense_outputs(chunk))
       in_h, in_w = chunk.shape[1:3]
       to_model = np.array([w / in_w, h / in_h] * 2)
-      for i in range(len(chunk)):
+      for i in range(n):
         gt = truth[start + i]
         gt_model = np.asarray(gt["boxes"], np.float64).reshape(-1, 4) * to_model
         cov = metrics.anchor_coverage(anchors, gt_model, match_iou=match_iou)

@@ -43,6 +43,20 @@ def _noise(shape, seed=0):
   return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
+def _padded_records(rng, num, *, image_seed):
+  """Noise images with ``num[i]`` random boxes of classes 1-3 each, padded to 3 rows."""
+  n = len(num)
+  boxes = np.zeros((n, 3, 4), np.float32)
+  classes = np.zeros((n, 3), np.int32)
+  for i in range(n):
+    for j in range(num[i]):
+      x, y = rng.uniform(0, 40), rng.uniform(0, 30)
+      boxes[i, j] = [x, y, x + rng.uniform(8, 24), y + rng.uniform(8, 18)]
+      classes[i, j] = rng.integers(1, 4)
+  return {"image": _noise((n, 48, 64, 3), image_seed), "boxes": boxes, "classes": classes,
+          "num_boxes": num}
+
+
 def test_boxes_are_in_the_input_images_pixels(detector):
   big = _noise((96, 128, 3)).astype(np.float32) / 255
   small = jax.image.resize(jnp.asarray(big)[None], (1, 48, 64, 3), "linear", antialias=True)
@@ -138,16 +152,7 @@ def test_wrong_variables_are_refused():
 def test_evaluate_detector_equals_the_metrics_of_its_detections(detector):
   rng = np.random.default_rng(5)
   n = 5
-  boxes = np.zeros((n, 3, 4), np.float32)
-  num = rng.integers(1, 4, n).astype(np.int32)
-  classes = np.zeros((n, 3), np.int32)
-  for i in range(n):
-    for j in range(num[i]):
-      x, y = rng.uniform(0, 40), rng.uniform(0, 30)
-      boxes[i, j] = [x, y, x + rng.uniform(8, 24), y + rng.uniform(8, 18)]
-      classes[i, j] = rng.integers(1, 4)
-  data = {"image": _noise((n, 48, 64, 3), 6), "boxes": boxes, "classes": classes,
-          "num_boxes": num}
+  data = _padded_records(rng, rng.integers(1, 4, n).astype(np.int32), image_seed=6)
   got = evaluate_detector(detector, data, batch_size=2)
   dets = detector.detect(data["image"], batch_size=2)
   truth = ground_truth_lists(data)
@@ -210,18 +215,10 @@ def test_dense_outputs_agree_with_the_detections(detector):
 
 
 def test_diagnose_detector_accounts_for_every_box(detector):
-  rng = np.random.default_rng(2)
   n = 4
-  boxes = np.zeros((n, 3, 4), np.float32)
   num = np.array([1, 3, 2, 2], np.int32)
-  classes = np.zeros((n, 3), np.int32)
-  for i in range(n):
-    for j in range(num[i]):
-      x, y = rng.uniform(0, 40), rng.uniform(0, 30)
-      boxes[i, j] = [x, y, x + rng.uniform(8, 24), y + rng.uniform(8, 18)]
-      classes[i, j] = rng.integers(1, 4)
-  data = {"image": _noise((n, 48, 64, 3), 3), "boxes": boxes, "classes": classes,
-          "num_boxes": num}
+  data = _padded_records(np.random.default_rng(2), num, image_seed=3)
+  boxes = data["boxes"]
   d = diagnose_detector(detector, data, batch_size=3, match_iou=0.5)
   total = int(num.sum())
   assert d["num_images"] == n
