@@ -4,6 +4,14 @@
     python -m experiments.segnet --evaluate --restore-weights runs/segnet --workdir runs/segnet_eval
     python -m experiments.segnet --predict photo.jpg --restore-weights runs/segnet
     python -m experiments.segnet --dataset book:DIR --workdir runs/segnet_drinks
+    python -m experiments.segnet --dataset pets --config pets --workdir runs/segnet_pets \
+        --data-dir ~/tensorflow_datasets   # Oxford-IIIT Pet trimaps, prepared by TFDS
+
+``--dataset pets`` reads ``tfds.data_source("oxford_iiit_pet")`` (``pip install
+jaxvision[tfds]``; prepare it once with ``tfds build oxford_iiit_pet --data_dir DIR``, the
+CLI does not download) with the trimap classes background / pet / border; the ``pets`` config trains the
+paper's ``SegNet`` at 128 x 128 for about 20 epochs (an accelerator run). The seed project
+reports about 88% validation pixel accuracy there.
 
 The model is :mod:`jaxvision.models.segnet`: Conv-BN-ReLU encoder blocks with
 ``max_pool_with_argmax``, decoder blocks that ``max_unpool`` to exactly those positions and

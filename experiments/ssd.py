@@ -129,7 +129,7 @@ def learning_rate(cfg: SSDConfig):
     return optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps)
   if cfg.schedule == "warmup_cosine":  # linear warm-up over 5% of the steps, then cosine
     return optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate,
-                                              max(1, cfg.steps // 20), cfg.steps)
+                                              cfg.steps // 20, cfg.steps)
   if cfg.schedule == "book":  # Adam 1e-3, x0.1 after "epoch 60" of 200 and again at 80%
     return optax.piecewise_constant_schedule(
         cfg.learning_rate, {int(cfg.steps * 0.3): 0.1, int(cfg.steps * 0.8): 0.1})

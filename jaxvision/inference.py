@@ -32,7 +32,7 @@ from jaxvision.models import ssd as ssd_lib
 
 __all__ = ["Detections", "DetectorSpec", "Detector", "SegmenterSpec", "Segmenter",
            "build_model", "spec_model", "batches", "evaluate_detector", "evaluate_segmenter",
-           "diagnose_detector", "ground_truth_lists"]
+           "diagnose_detector", "diagnose_segmenter", "ground_truth_lists"]
 
 
 def build_model(name: str, num_classes: int, **attributes):
@@ -518,20 +518,50 @@ def evaluate_segmenter(segmenter: Segmenter, data: Any, *, batch_size: int = 8
 
   Returns the book's per-image ``miou`` and ``pixel_accuracy``
   (:func:`jaxvision.metrics.segmentation_summary`) and, from one confusion matrix over all
-  pixels, ``dataset_miou``, ``dataset_pixel_accuracy`` and ``per_class_iou``.
+  pixels, ``dataset_miou``, ``dataset_pixel_accuracy``, ``per_class_iou`` and
+  ``dataset_foreground_miou`` (the mean IoU of the classes other than class 0 -- the digits
+  of the digit scenes -- that occur; None when none does).
   """
-  c = segmenter.spec.num_classes
+  labels, preds = _segment_all(segmenter, data, batch_size)
+  return _segmentation_numbers(labels, preds, segmenter.spec.num_classes)
+
+
+def _segment_all(segmenter: Segmenter, data: Any, batch_size: int):
   labels, preds = [], []
   for rec in _records(data, ("image", "mask"), batch_size):
     labels.append(rec["mask"])
     preds.append(segmenter.segment(rec["image"], batch_size=batch_size))
-  labels, preds = np.concatenate(labels), np.concatenate(preds)
+  return np.concatenate(labels), np.concatenate(preds)
+
+
+def _segmentation_numbers(labels, preds, c):
   book = metrics.segmentation_summary(labels, preds, num_classes=c)
   cm = metrics.confusion_matrix(labels, preds, num_classes=c)
   dataset = metrics.segmentation_metrics_from_confusion(cm)
+  foreground = [v for v in dataset["per_class_iou"][1:] if v is not None and np.isfinite(v)]
   return {"miou": float(book["miou"]), "pixel_accuracy": float(book["pixel_accuracy"]),
           "dataset_miou": float(dataset["miou"]),
+          "dataset_foreground_miou": float(np.mean(foreground)) if foreground else None,
           "dataset_pixel_accuracy": float(dataset["pixel_accuracy"]),
           "per_class_iou": [None if v is None or not np.isfinite(v) else float(v)
                         for v in dataset["per_class_iou"]],
           "num_images": int(len(labels))}
+
+
+def diagnose_segmenter(segmenter: Segmenter, data: Any, *, batch_size: int = 8,
+                       boundary_width: int = 1) -> dict[str, Any]:
+  """What ``segmenter`` gets wrong on ``{"image", "mask"}`` records (class 0 the background).
+
+  Returns :func:`evaluate_segmenter`'s numbers plus ``"errors"``
+  (:func:`jaxvision.metrics.segmentation_errors`: wrong pixels by kind and by boundary band /
+  interior, IoU without the band) and ``"object_confusion"``
+  (:func:`jaxvision.metrics.object_confusion` as a list of lists: the class each connected
+  ground-truth object was mostly predicted as).
+  """
+  labels, preds = _segment_all(segmenter, data, batch_size)
+  c = segmenter.spec.num_classes
+  out = _segmentation_numbers(labels, preds, c)
+  out["errors"] = metrics.segmentation_errors(labels, preds, num_classes=c,
+                                              boundary_width=boundary_width)
+  out["object_confusion"] = metrics.object_confusion(labels, preds, num_classes=c).tolist()
+  return out

@@ -27,6 +27,7 @@ from jaxvision.data import make_pipeline, random_zoom_with_boxes
 from jaxvision.data import color_jitter as jitter_colors
 from jaxvision.inference import (Detector, DetectorSpec, Segmenter, SegmenterSpec, spec_model,
                                  evaluate_detector, evaluate_segmenter)
+from jaxvision import models
 from jaxvision.models import ssd as ssd_lib
 from jaxvision.train import Task
 
@@ -88,6 +89,28 @@ def _fields(source, keep):
   return source
 
 
+def _check_photometric(color_jitter, noise_std) -> None:
+  if not 0.0 <= float(color_jitter) < 1.0:
+    raise ValueError(f"`color_jitter` must be in [0, 1), got {color_jitter!r}.")
+  if not 0.0 <= float(noise_std) <= 1.0:
+    raise ValueError(f"`noise_std` must be in [0, 1], got {noise_std!r}.")
+
+
+def _photometric(images, rng_color, rng_noise, color_jitter: float, noise_std: float):
+  """Colour jitter of strength ``color_jitter`` and Gaussian noise of a std drawn in ``[0,
+  noise_std]``, per image, on ``[B, H, W, 3]`` floats in ``[0, 1]``; 0 turns either off."""
+  if color_jitter > 0:
+    s = float(color_jitter)
+    keys = jax.random.split(rng_color, images.shape[0])
+    images = jax.vmap(functools.partial(jitter_colors, brightness=s, contrast=s,
+                                        saturation=s, hue=s / 3))(images, keys)
+  if noise_std > 0:
+    k1, k2 = jax.random.split(rng_noise)
+    std = jax.random.uniform(k1, (images.shape[0], 1, 1, 1), maxval=float(noise_std))
+    images = jnp.clip(images + std * jax.random.normal(k2, images.shape), 0.0, 1.0)
+  return images
+
+
 def ssd_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransformation,
              match_iou: float = 0.6, hard_negatives: float | None = 3.0,
              classification: str = "ce", localization: str = "l1", test_data=None,
@@ -119,10 +142,7 @@ def ssd_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransfo
     noise_std: Gaussian pixel noise of a standard deviation drawn uniformly in ``[0,
       noise_std]`` per image; 0: none.
   """
-  if not 0.0 <= float(color_jitter) < 1.0:
-    raise ValueError(f"`color_jitter` must be in [0, 1), got {color_jitter!r}.")
-  if not 0.0 <= float(noise_std) <= 1.0:
-    raise ValueError(f"`noise_std` must be in [0, 1], got {noise_std!r}.")
+  _check_photometric(color_jitter, noise_std)
   model = spec_model(spec)
   anchors = ssd_lib.make_anchors(model, spec.image_size, sizes=spec.anchor_sizes,
                                  aspect_ratios=spec.aspect_ratios,
@@ -131,22 +151,15 @@ def ssd_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransfo
 
   def loss_fn(params, batch_stats, batch, rng):
     images, boxes = _images(batch["image"]), batch["boxes"].astype(jnp.float32)
-    if zoom is not None or color_jitter > 0 or noise_std > 0:  # rng unused otherwise
+    rng_zoom = rng_color = rng_noise = None  # rng unused (maybe None) without augmentation
+    if zoom is not None or color_jitter > 0 or noise_std > 0:
       rng_zoom, rng_color, rng_noise = jax.random.split(rng, 3)
     if zoom is not None:
       keys = jax.random.split(rng_zoom, images.shape[0])
       images, boxes = jax.vmap(functools.partial(
           random_zoom_with_boxes, scale_range=tuple(zoom), p=zoom_probability))(
               images, boxes, keys)
-    if color_jitter > 0:
-      s = float(color_jitter)
-      keys = jax.random.split(rng_color, images.shape[0])
-      images = jax.vmap(functools.partial(jitter_colors, brightness=s, contrast=s,
-                                          saturation=s, hue=s / 3))(images, keys)
-    if noise_std > 0:
-      k1, k2 = jax.random.split(rng_noise)
-      std = jax.random.uniform(k1, (images.shape[0], 1, 1, 1), maxval=float(noise_std))
-      images = jnp.clip(images + std * jax.random.normal(k2, images.shape), 0.0, 1.0)
+    images = _photometric(images, rng_color, rng_noise, color_jitter, noise_std)
     labels, targets = ssd_lib.make_targets(anchors, boxes, batch["classes"],
                                            batch["num_boxes"], match_iou=match_iou,
                                            variances=spec.variances, ignore_iou=ignore_iou)
@@ -195,26 +208,49 @@ def pixel_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return jnp.mean(ce)
 
 
+SEGMENTATION_LOSSES = ("ce", "ce+dice")
+
+
 def segmentation_task(spec: SegmenterSpec, train_data, *,
                       optimizer: optax.GradientTransformation, test_data=None,
-                      eval_batch_size: int = 8, initial_variables=None) -> Task:
+                      eval_batch_size: int = 8, initial_variables=None,
+                      loss: str = "ce", color_jitter: float = 0.0,
+                      noise_std: float = 0.0) -> Task:
   """Pixel-wise softmax cross-entropy training of a segmentation model (Atienza ch. 12).
+
+  ``loss``: ``"ce"`` (the book's mean pixel cross entropy) or ``"ce+dice"`` (plus
+  :func:`jaxvision.ops.soft_dice_loss` over the classes other than class 0, which weighs
+  every class the same where the cross entropy is dominated by the background pixels).
+  ``color_jitter`` and ``noise_std``: the photometric augmentation of :func:`ssd_task`,
+  applied in the jitted step (masks are unchanged); 0 turns either off.
 
   ``train_data``: a random-access source of ``{"image" uint8 [H, W, 3], "mask" [H, W]}``
   at ``spec.image_size``; ``test_data`` the same for ``Task.evaluate``
   (:func:`jaxvision.inference.evaluate_segmenter`).
   """
+  if loss not in SEGMENTATION_LOSSES:
+    raise ValueError(f"`loss` must be one of {SEGMENTATION_LOSSES}, got {loss!r}.")
+  _check_photometric(color_jitter, noise_std)
   model = spec_model(spec)
   train_data = _fields(train_data, ("image", "mask"))
 
   def loss_fn(params, batch_stats, batch, rng):
-    del rng
+    images = _images(batch["image"])
+    if color_jitter > 0 or noise_std > 0:  # rng unused otherwise (callers may pass None)
+      rng_color, rng_noise = jax.random.split(rng)
+      images = _photometric(images, rng_color, rng_noise, color_jitter, noise_std)
     logits, updates = model.apply({"params": params, "batch_stats": batch_stats},
-                                  _images(batch["image"]), train=True, mutable=["batch_stats"])
+                                  images, train=True, mutable=["batch_stats"])
     labels = batch["mask"].astype(jnp.int32)
     accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == labels)
-    return (pixel_cross_entropy(logits, labels),
-            ({"pixel_accuracy": accuracy}, updates["batch_stats"]))
+    ce = pixel_cross_entropy(logits, labels)
+    logs = {"pixel_accuracy": accuracy}
+    total = ce
+    if loss == "ce+dice":
+      dice = ops.soft_dice_loss(logits, labels)
+      total = ce + dice
+      logs.update(cross_entropy=ce, dice=dice)
+    return total, (logs, updates["batch_stats"])
 
   return _task(spec, model, loss_fn, train_data, optimizer=optimizer, test_data=test_data,
                evaluator=(Segmenter, evaluate_segmenter), eval_batch_size=eval_batch_size,
@@ -226,12 +262,15 @@ def segmentation_task(spec: SegmenterSpec, train_data, *,
 #
 # Data (``--dataset``): digit scenes by default (11 classes: background and the digits 0-9),
 # the book's layout (``book:DIR``) or Oxford-IIIT pets (``pets``, TFDS). Loss: pixel-wise
-# softmax cross-entropy. Optimizer: Adam with the book's step decays scaled to the step
-# budget (x0.5 / x0.1 / x0.05 after 40 / 60 / 80 % of the steps) or a cosine decay.
-# Configs: ``cpu`` (120 x 160 scenes of 1-6 digits, 3000 train / 500 test, batch 8, the
-# small variant, Adam 5e-3: with 1e-3 the first ~100 of a few hundred steps go to learning
-# the class prior; about 8 minutes on 2 cores), ``book`` (480 x 640, 1000 / 100 scenes,
-# batch 4, 25,000 steps, the full-size variant; an accelerator run), ``tiny`` (tests).
+# softmax cross-entropy (the book), plus the soft Dice of the digit classes in ``cpu``
+# (``--loss``). Optimizer: Adam with the book's step decays scaled to the step budget (x0.5 /
+# x0.1 / x0.05 after 40 / 60 / 80 % of the steps), a cosine decay, or a cosine after a 5%
+# warm-up. Configs: ``cpu`` (120 x 160 scenes of 1-6 digits, 3000 train / 500 test, batch 8,
+# the small variant, Adam 8e-3 warm-up + cosine, CE + Dice, under 30 minutes on one core; the
+# measurements behind it are in ``experiments/results/segmentation_diagnosis.md``), ``book``
+# (480 x 640, 1000 / 100 scenes, batch 4, 25,000 steps, the full-size variant; an
+# accelerator run), ``pets`` (Oxford-IIIT Pet trimaps at 128 x 128; an accelerator run),
+# ``tiny`` (tests).
 
 @dataclasses.dataclass(frozen=True)
 class SegmentationConfig:
@@ -246,7 +285,11 @@ class SegmentationConfig:
   batch_size: int = 8
   steps: int = 600
   learning_rate: float = 5e-3
-  schedule: str = "book"  # "book" (x0.5 / x0.1 / x0.05 at 40 / 60 / 80 %) or "cosine"
+  schedule: str = "book"  # "book" (x0.5 / x0.1 / x0.05 at 40 / 60 / 80 %), "cosine" or
+  # "warmup_cosine" (5% linear warm-up, then cosine)
+  loss: str = "ce"  # "ce" or "ce+dice" (see segmentation_task)
+  color_jitter: float = 0.0  # photometric augmentation strength (0: none)
+  noise_std: float = 0.0  # pixel noise, std up to this per image (0: none)
   eval_every: int = 0
   checkpoint_every: int = 200
   log_every: int = 25
@@ -258,19 +301,28 @@ _VARIANTS = {"fcn": ("FCNSmall", "FCNBook", "FCNTiny"),
              "segnet": ("SegNetSmall", "SegNet", "SegNetTiny"),
              "unet": ("UNetSmall", "UNet", "UNetTiny")}
 FAMILIES = tuple(_VARIANTS)
-# Training steps of the cpu config: about 8 minutes at the measured steps/s (batch 8, 120 x
-# 160, 2 cores shared with one other run): FCNSmall 1.2, SegNetSmall 2.65, UNetSmall 1.13.
-CPU_STEPS = {"fcn": 600, "segnet": 1200, "unet": 560}
+# Training steps of the cpu config: under 30 minutes on one core of the 2-core machine, at
+# the steps/s measured there (batch 8, 120 x 160): FCNSmall 1.0-1.1, UNetSmall 1.0-1.1,
+# SegNetSmall 2.25. One core trains these models about as fast as two (XLA:CPU's threads gain little at
+# batch 8: FCNSmall 1.12 steps/s on 2 cores, 1.05-1.1 on one).
+CPU_STEPS = {"fcn": 1750, "segnet": 3600, "unet": 1750}
 
 
 def _segmentation_configs(family: str) -> dict[str, SegmentationConfig]:
   small, book, tiny = _VARIANTS[family]
   return {
-      "cpu": SegmentationConfig(model=small, steps=CPU_STEPS[family]),
+      "cpu": SegmentationConfig(model=small, steps=CPU_STEPS[family], learning_rate=8e-3,
+                                schedule="warmup_cosine", loss="ce+dice",
+                                eval_every=CPU_STEPS[family] // 3),
       "book": SegmentationConfig(
           model=book, image_size=(480, 640), digit_size=(0.12, 0.6), num_digits=(1, 8),
           train_scenes=1000, test_scenes=100, batch_size=4, steps=25000, learning_rate=1e-3,
           checkpoint_every=1000, log_every=100, eval_batch_size=4),
+      # Oxford-IIIT Pet trimaps (``--dataset pets``: 3,680 train / 3,669 test images, resized
+      # to 128 x 128), the full-size variant for about 20 epochs: an accelerator run.
+      "pets": SegmentationConfig(
+          model=book, image_size=(128, 128), batch_size=16, steps=4600, learning_rate=1e-3,
+          schedule="warmup_cosine", checkpoint_every=500, log_every=100, eval_batch_size=16),
       "tiny": SegmentationConfig(
           model=tiny, image_size=(32, 40), digit_size=(0.4, 0.8), num_digits=(1, 2),
           train_scenes=16, test_scenes=6, batch_size=4, steps=3, checkpoint_every=2,
@@ -282,8 +334,12 @@ SEGMENTATION_CONFIGS: dict[str, dict[str, SegmentationConfig]] = {
     f: _segmentation_configs(f) for f in FAMILIES}
 
 
+SCHEDULES = ("book", "cosine", "warmup_cosine")
+
+
 def segmentation_learning_rate(cfg: SegmentationConfig):
-  """Adam's learning rate: the book's step decays scaled to ``steps``, or cosine."""
+  """Adam's learning rate: the book's step decays scaled to ``steps``, cosine, or cosine
+  after a linear warm-up over the first 5% of the steps."""
   if cfg.schedule == "book":
     n = cfg.steps
     # piecewise_constant_schedule multiplies the scales up: 0.5, 0.5 * 0.2, 0.1 * 0.5.
@@ -291,22 +347,50 @@ def segmentation_learning_rate(cfg: SegmentationConfig):
         cfg.learning_rate, {int(0.4 * n): 0.5, int(0.6 * n): 0.2, int(0.8 * n): 0.5})
   if cfg.schedule == "cosine":
     return optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps)
-  raise ValueError(f"`schedule` must be 'book' or 'cosine', got {cfg.schedule!r}.")
+  if cfg.schedule == "warmup_cosine":  # linear warm-up over 5% of the steps, then cosine to 0
+    return optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate, cfg.steps // 20,
+                                              cfg.steps)
+  raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {cfg.schedule!r}.")
 
 
-def _build_segmentation(cfg: SegmentationConfig, data, initial_variables):
+def family_models(family: str) -> tuple[str, ...]:
+  """The models of ``jaxvision.models`` a segmentation family trains (``--model``)."""
+  prefix = {"fcn": "FCN", "segnet": "SegNet", "unet": "UNet"}[family]
+  return tuple(n for n in models.__all__ if n.startswith(prefix))
+
+
+def _build_segmentation(family: str, cfg: SegmentationConfig, data, initial_variables):
+  if cfg.model not in family_models(family):
+    from jaxvision import experiment  # pylint: disable=import-outside-toplevel
+    raise experiment.FlagError(f"--model must be one of {family_models(family)}, got "
+                               f"{cfg.model!r}.")
   spec = SegmenterSpec(model=cfg.model, num_classes=data.num_classes,
                        image_size=cfg.image_size, class_names=data.class_names)
+  try:
+    _check_photometric(cfg.color_jitter, cfg.noise_std)
+  except ValueError as e:
+    from jaxvision import experiment  # pylint: disable=import-outside-toplevel
+    raise experiment.FlagError(f"--color-jitter / --noise-std: {e}") from None
   task = segmentation_task(spec, data.train, optimizer=optax.adam(segmentation_learning_rate(cfg)),
                            test_data=data.test, eval_batch_size=cfg.eval_batch_size,
-                           initial_variables=initial_variables)
+                           initial_variables=initial_variables, loss=cfg.loss,
+                           color_jitter=cfg.color_jitter, noise_std=cfg.noise_std)
   return spec, task
 
 
 def _segmentation_flags(group) -> None:
+  group.add_argument("--model", default=None,
+                     help="a model of jaxvision.models with the config's family, e.g. FCNMedium")
   group.add_argument("--learning-rate", type=float, default=None, help="Adam's peak rate")
-  group.add_argument("--schedule", choices=["book", "cosine"], default=None,
+  group.add_argument("--schedule", choices=list(SCHEDULES), default=None,
                      help="learning-rate schedule")
+  group.add_argument("--color-jitter", type=float, default=None,
+                     help="colour jitter strength in [0, 1) (0: none)")
+  group.add_argument("--noise-std", type=float, default=None,
+                     help="Gaussian pixel noise, std up to this per image (0: none)")
+  group.add_argument("--loss", choices=list(SEGMENTATION_LOSSES), default=None,
+                     help="pixel cross entropy, or plus the soft Dice of the non-background "
+                          "classes")
 
 
 def _segmentation_summary(results: Mapping[str, Any]) -> str:
@@ -325,8 +409,9 @@ def segmentation_experiment(family: str, *,
   from jaxvision import experiment  # pylint: disable=import-outside-toplevel
   return experiment.PredictorExperiment(
       name=family, kind="segmenter", configs=SEGMENTATION_CONFIGS[family],
-      build=_build_segmentation, flags=_segmentation_flags,
-      flag_fields={"learning_rate": "learning_rate", "schedule": "schedule"},
+      build=functools.partial(_build_segmentation, family), flags=_segmentation_flags,
+      flag_fields={"model": "model", "learning_rate": "learning_rate", "schedule": "schedule",
+                   "loss": "loss", "color_jitter": "color_jitter", "noise_std": "noise_std"},
       results_file=str(results_file), summary=_segmentation_summary,
       datasets=("scenes", "book:DIR", "pets"))
 
@@ -335,13 +420,15 @@ def segmentation_table(runs: list[dict[str, Any]]) -> str:
   """Markdown table of recorded runs (one row each, in file order), with the book's best FCN
   numbers (mIoU 0.91, pixel accuracy 97.9% on its drinks set) as the reference row."""
   lines = ["| model | params | image size | steps (epochs) | mIoU (book, per image) | "
-           "pixel accuracy | dataset mIoU | wall (s) |",
-           "|---|---|---|---|---|---|---|---|"]
+           "pixel accuracy | dataset mIoU | dataset mIoU of the digits | wall (s) |",
+           "|---|---|---|---|---|---|---|---|---|"]
   for r in runs:
+    fg = r.get("dataset_foreground_miou")
     lines.append(
         f"| {r['model']} | {r['params']:,} | {'x'.join(map(str, r['image_size']))} | "
         f"{r['steps']} ({r['epochs']}) | {r['miou']:.3f} | {100 * r['pixel_accuracy']:.2f}% | "
-        f"{r['dataset_miou']:.3f} | {r['wall_seconds']} |")
-  lines.append("| book FCN (drinks, 4 classes) | | 480x640 | 100 epochs | 0.91 | 97.9% | | |")
+        f"{r['dataset_miou']:.3f} | {'-' if fg is None else f'{fg:.3f}'} | "
+        f"{r['wall_seconds']} |")
+  lines.append("| book FCN (drinks, 4 classes) | | 480x640 | 100 epochs | 0.91 | 97.9% | | | |")
   cmds = "\n".join(f"- {r['model']}: `{r['command']}`" for r in runs)
   return "\n".join(lines) + "\n\nCommands:\n\n" + cmds + "\n"

@@ -19,6 +19,10 @@ from jaxvision.metrics.segmentation import confusion_matrix
 from jaxvision.metrics.segmentation import image_miou
 from jaxvision.metrics.segmentation import segmentation_metrics_from_confusion
 from jaxvision.metrics.segmentation import segmentation_summary
+from jaxvision.metrics.segmentation_diagnosis import ERROR_KINDS
+from jaxvision.metrics.segmentation_diagnosis import boundary_band
+from jaxvision.metrics.segmentation_diagnosis import object_confusion
+from jaxvision.metrics.segmentation_diagnosis import segmentation_errors
 
 __all__ = [
     "contingency_matrix", "hungarian_accuracy", "many_to_one_accuracy",
@@ -26,5 +30,6 @@ __all__ = [
     "image_detection_metrics", "detection_summary", "average_precision_voc", "coco_map",
     "anchor_coverage", "ground_truth_found", "classify_misses", "size_bucket", "MISS_REASONS",
     "confusion_matrix", "segmentation_metrics_from_confusion", "image_miou",
-    "segmentation_summary",
+    "segmentation_summary", "segmentation_errors", "boundary_band", "object_confusion",
+    "ERROR_KINDS",
 ]

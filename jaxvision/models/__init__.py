@@ -19,7 +19,7 @@ from jaxvision.models.mine import MineEncoder, MineMLP, MineStatisticsNetwork
 from jaxvision.models.resnet import (ResNet11v2, ResNet20v1, ResNet20v2, ResNet56v2, ResNetTiny,
                                      ResNetV1, ResNetV2)
 from jaxvision.models.ssd import SSD, SSDBook, SSDSmall, SSDSmallP2, SSDTiny, feature_shapes
-from jaxvision.models.fcn import FCN, FCNBook, FCNSmall, FCNTiny, SubpixelConvTranspose
+from jaxvision.models.fcn import FCN, FCNBook, FCNMedium, FCNSmall, FCNTiny, SubpixelConvTranspose
 from jaxvision.models.segnet import SegNet, SegNetSmall, SegNetTiny
 from jaxvision.models.unet import UNet, UNetSmall, UNetTiny
 
@@ -43,7 +43,7 @@ __all__ = [
     "ResNetV1", "ResNetV2", "ResNet20v1", "ResNet56v2", "ResNet20v2", "ResNet11v2",
     "ResNetTiny",
     "SSD", "SSDBook", "SSDSmall", "SSDSmallP2", "SSDTiny", "feature_shapes",
-    "FCN", "FCNBook", "FCNSmall", "FCNTiny", "SubpixelConvTranspose",
+    "FCN", "FCNBook", "FCNSmall", "FCNMedium", "FCNTiny", "SubpixelConvTranspose",
     "SegNet", "SegNetSmall", "SegNetTiny",
     "UNet", "UNetSmall", "UNetTiny",
 ]

@@ -73,7 +73,7 @@ import numpy as np
 
 from jaxvision.models.resnet import ResNet56v2, ResNetV2
 
-__all__ = ["FCN", "FCNBook", "FCNSmall", "FCNTiny", "SubpixelConvTranspose"]
+__all__ = ["FCN", "FCNBook", "FCNSmall", "FCNMedium", "FCNTiny", "SubpixelConvTranspose"]
 
 _he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
@@ -263,6 +263,9 @@ FCNBook = functools.partial(FCN, backbone=ResNet56v2, pyramid_widths=(512, 512),
                             level_width=256, upsample_width=256)
 FCNSmall = functools.partial(
     FCN, backbone=functools.partial(ResNetV2, depth=8, width=8, num_stages=2, stem_strides=2),
+    pyramid_widths=(128, 128), level_width=64, upsample_width=64)
+FCNMedium = functools.partial(
+    FCN, backbone=functools.partial(ResNetV2, depth=14, width=16, num_stages=2, stem_strides=2),
     pyramid_widths=(128, 128), level_width=64, upsample_width=64)
 FCNTiny = functools.partial(
     FCN, backbone=functools.partial(ResNetV2, depth=8, width=2, num_stages=2, stem_strides=2),

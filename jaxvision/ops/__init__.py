@@ -13,6 +13,7 @@ from jaxvision.ops.information import joint_probability
 from jaxvision.ops.information import mine_loss
 from jaxvision.ops.information import mine_lower_bound
 from jaxvision.ops.losses import focal_loss
+from jaxvision.ops.losses import soft_dice_loss
 from jaxvision.ops.losses import hard_negative_mask
 from jaxvision.ops.losses import l1_loss
 from jaxvision.ops.losses import smooth_l1_loss
@@ -35,6 +36,6 @@ __all__ = [
     "decode_boxes", "nms", "batched_nms", "soft_nms", "multiclass_nms", "detection_nms",
     "joint_probability", "iic_loss", "mine_lower_bound", "mine_loss",
     "max_pool_with_argmax", "max_unpool",
-    "softmax_cross_entropy", "focal_loss", "l1_loss", "smooth_l1_loss", "hard_negative_mask",
+    "softmax_cross_entropy", "focal_loss", "soft_dice_loss", "l1_loss", "smooth_l1_loss", "hard_negative_mask",
     "ssd_loss",
 ]

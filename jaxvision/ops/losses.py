@@ -34,8 +34,8 @@ from jax.typing import ArrayLike
 
 from jaxvision import _checks
 
-__all__ = ["softmax_cross_entropy", "focal_loss", "l1_loss", "smooth_l1_loss",
-           "hard_negative_mask", "ssd_loss"]
+__all__ = ["softmax_cross_entropy", "focal_loss", "soft_dice_loss", "l1_loss",
+           "smooth_l1_loss", "hard_negative_mask", "ssd_loss"]
 
 
 def _labels_check(logits: jax.Array, labels: jax.Array) -> None:
@@ -133,6 +133,49 @@ def focal_loss(logits: ArrayLike, labels: ArrayLike, *, gamma: float = 2.0,
     inside = one_minus > 0
     weight = jnp.where(inside, jnp.power(jnp.where(inside, one_minus, 1.0), gamma), 0.0)
   return _out_of_range(-alpha * weight * logp_t, labels, logits.shape[-1])
+
+
+def soft_dice_loss(logits: ArrayLike, labels: ArrayLike, *, skip_background: bool = True,
+                   smooth: float = 1.0) -> jax.Array:
+  """``1 - mean_c Dice_c`` with softmax probabilities (Milletari et al. 2016), one scalar.
+
+  For each class ``c``, over *all* elements (a batch of masks counts as one volume, so a
+  class absent from one image does not give that image a degenerate term):
+  ``Dice_c = (2 sum p_c y_c + smooth) / (sum p_c + sum y_c + smooth)``, ``p = softmax(logits)``,
+  ``y`` the one-hot labels. A class absent from the labels scores ``smooth / (sum p_c +
+  smooth)``: predicting it anywhere costs. The mean runs over classes ``1..C-1`` with
+  ``skip_background`` (class 0 is the background, whose Dice is near 1 and says little),
+  else over all ``C``. Where cross entropy weighs every pixel the same, so that the many
+  background pixels dominate, this term weighs every class the same; it is usually added to
+  the cross entropy.
+
+  Args:
+    logits: ``[..., C]`` unnormalized class scores, ``C >= 2``.
+    labels: ``[...]`` integer class ids in ``[0, C)`` (concrete labels outside raise; traced
+      ones count as no class).
+    skip_background: leave class 0 out of the mean.
+    smooth: additive smoothing, a static Python number ``> 0``.
+
+  Returns:
+    A float32 scalar in ``[0, 1]``.
+
+  >>> logits = jnp.log(jnp.array([[0.5, 0.5], [0.0, 1.0]]) + 1e-30)
+  >>> round(float(soft_dice_loss(logits, jnp.array([1, 1]), smooth=1e-6)), 4)  # 1 - 3/3.5
+  0.1429
+  """
+  smooth = _checks.check_positive(smooth, "smooth")
+  logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+  _labels_check(logits, labels)
+  c = logits.shape[-1]
+  if c < 2:
+    raise ValueError(f"`logits` must have at least 2 classes, got {c}.")
+  p = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).reshape(-1, c)
+  y = jax.nn.one_hot(labels.reshape(-1), c, dtype=jnp.float32)
+  inter, p_sum, y_sum = (p * y).sum(0), p.sum(0), y.sum(0)
+  dice = (2.0 * inter + smooth) / (p_sum + y_sum + smooth)
+  if skip_background:
+    dice = dice[1:]
+  return 1.0 - jnp.mean(dice)
 
 
 def l1_loss(predictions: ArrayLike, targets: ArrayLike) -> jax.Array:

@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 __all__ = ["softmax_cross_entropy", "focal_loss", "l1_loss", "smooth_l1_loss",
-           "hard_negative_mask", "ssd_loss"]
+           "hard_negative_mask", "ssd_loss", "soft_dice_loss"]
 
 
 def _log_softmax_at(row: np.ndarray, label: int) -> float:
@@ -176,3 +176,25 @@ def ssd_loss(class_logits, offsets, labels, offset_targets, *, classification="c
   cls_sum, loc_sum = cls_sum / denom, loc_sum / denom
   return cls_sum + localization_weight * loc_sum, {
       "classification": cls_sum, "localization": loc_sum, "num_positives": num_pos}
+
+
+def soft_dice_loss(logits: np.ndarray, labels: np.ndarray, *, skip_background: bool = True,
+                   smooth: float = 1.0) -> float:
+  """``1 - mean_c (2 sum p_c y_c + smooth) / (sum p_c + sum y_c + smooth)``, one element at
+  a time, over all elements of ``logits [..., C]``."""
+  logits = np.asarray(logits, np.float64)
+  c = logits.shape[-1]
+  rows, labs = logits.reshape(-1, c), np.asarray(labels).reshape(-1)
+  inter, p_sum, y_sum = [0.0] * c, [0.0] * c, [0.0] * c
+  for row, lab in zip(rows, labs):
+    m = max(float(v) for v in row)
+    z = sum(math.exp(float(v) - m) for v in row)
+    for k in range(c):
+      p = math.exp(float(row[k]) - m) / z
+      p_sum[k] += p
+      if k == int(lab):
+        inter[k] += p
+        y_sum[k] += 1.0
+  classes = range(1, c) if skip_background else range(c)
+  dice = [(2 * inter[k] + smooth) / (p_sum[k] + y_sum[k] + smooth) for k in classes]
+  return 1.0 - sum(dice) / len(dice)

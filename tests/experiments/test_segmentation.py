@@ -107,3 +107,57 @@ def test_help_shows_the_shared_flags(capsys):
   for flag in ("--config", "--steps", "--batch-size", "--dataset", "--predict", "--record",
                "--distributed", "--learning-rate"):
     assert flag in text, flag
+
+
+def _pet_records(n, seed):
+  """Oxford-IIIT Pet records as TFDS serves them: images of several sizes, trimaps [H, W, 1]
+  with TFDS' values (1 pet, 2 background, 3 border) -- a bright pet ellipse on a dark
+  background, ringed by a border."""
+  rng = np.random.default_rng(seed)
+  records = []
+  for _ in range(n):
+    h, w = int(rng.integers(30, 50)), int(rng.integers(30, 60))
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx, r = rng.uniform(0.35, 0.65) * h, rng.uniform(0.35, 0.65) * w, 0.3 * min(h, w)
+    d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
+    trimap = np.where(d < r - 1.5, 1, np.where(d < r + 1.5, 3, 2)).astype(np.uint8)
+    image = rng.integers(0, 60, (h, w, 3)).astype(np.uint8)
+    image[trimap == 1] += 150
+    records.append({"image": image, "segmentation_mask": trimap[..., None],
+                    "label": int(rng.integers(0, 37)), "species": int(rng.integers(0, 2))})
+  return records
+
+
+def test_segnet_on_pets_through_tfds_mock_data(tmp_path):
+  """``--dataset pets`` end to end: TFDS' own ``mock_data`` serves the records."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  splits = {"train": _pet_records(12, 0), "test": _pet_records(6, 1)}
+  asked = []
+
+  def serve(builder, split, **kwargs):
+    del kwargs
+    asked.append((builder.name, split))
+    return splits[split]
+
+  with tfds.testing.mock_data(as_data_source_fn=serve):
+    res = segnet.main(["--config", "tiny", "--dataset", "pets", "--workdir", str(tmp_path / "w"),
+                       "--steps", "4", "--no-progress"])
+    again = segnet.main(["--evaluate", "--restore-weights", str(tmp_path / "w"), "--workdir",
+                         str(tmp_path / "e")])
+  assert ("oxford_iiit_pet", "train") in asked and ("oxford_iiit_pet", "test") in asked
+  assert res["class_names"] == ["background", "pet", "border"]
+  assert res["dataset"] == "pets" and len(res["per_class_iou"]) == 3
+  assert res["final_step"] == 4 and 0.0 <= res["pixel_accuracy"] <= 1.0
+  assert again["dataset"] == "pets" and again["evaluated_on"].startswith("6 test images")
+  assert again["pixel_accuracy"] == pytest.approx(res["pixel_accuracy"], abs=1e-6)
+
+
+def test_model_flag_picks_a_variant_of_the_family(digits, tmp_path, capsys):
+  res = fcn.main(["--config", "tiny", "--model", "FCNTiny", "--workdir", str(tmp_path / "w"),
+                  "--steps", "1", "--schedule", "warmup_cosine", "--no-progress"],
+                 digits=digits)
+  assert res["model"] == "FCNTiny"
+  with pytest.raises(SystemExit) as e:
+    fcn.main(["--config", "tiny", "--model", "UNetTiny", "--workdir", str(tmp_path / "x"),
+              "--steps", "1"], digits=digits)
+  assert e.value.code == 2 and "--model must be one of" in capsys.readouterr().err

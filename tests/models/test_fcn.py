@@ -29,6 +29,15 @@ def test_small_variant_shapes_at_the_cpu_size():
   assert out.shape == (1, 120, 160, 11)
 
 
+def test_medium_variant_is_deeper_and_wider_than_small():
+  out, variables = shapes(models.FCNMedium(), (120, 160), batch=1)
+  _, small = shapes(models.FCNSmall(), (120, 160), batch=1)
+  assert out.shape == (1, 120, 160, 11)
+  count = lambda v: sum(x.size for x in jax.tree.leaves(v["params"]))  # noqa: E731
+  assert count(variables) > count(small)
+  assert len(variables["params"]["backbone"]) > len(small["params"]["backbone"])
+
+
 @pytest.mark.parametrize("size", [(30, 40), (32, 42), (4, 8), (33, 33)])
 def test_rejects_sizes_that_are_not_multiples_of_4(size):
   with pytest.raises(ValueError, match="multiples of 4"):

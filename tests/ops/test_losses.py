@@ -550,3 +550,48 @@ def test_traced_hyper_parameters_raise_type_error_naming_them():
 def test_reexported_from_ops():
   for name in losses.__all__:
     assert getattr(ops, name) is getattr(losses, name)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 5), st.booleans(),
+       st.sampled_from([1e-3, 1.0]), st.floats(0.1, 8.0))
+def test_soft_dice_matches_oracle(seed, num_classes, skip_background, smooth, scale):
+  rng = np.random.default_rng(seed)
+  shape = (2, int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+  logits = (scale * rng.standard_normal(shape + (num_classes,))).astype(np.float32)
+  labels = rng.integers(0, num_classes, shape)
+  got = float(ops.soft_dice_loss(logits, labels, skip_background=skip_background,
+                                 smooth=smooth))
+  want = ref.soft_dice_loss(logits, labels, skip_background=skip_background, smooth=smooth)
+  assert got == pytest.approx(want, abs=1e-5)
+  assert 0.0 <= got <= 1.0
+
+
+def test_soft_dice_hand_values_and_gradient():
+  # Perfect, confident predictions: Dice 1 for every class, loss 0.
+  labels = jnp.array([[0, 1], [2, 2]])
+  perfect = 30.0 * jax.nn.one_hot(labels, 3)
+  assert float(ops.soft_dice_loss(perfect, labels, smooth=1e-6)) == pytest.approx(0, abs=1e-5)
+  # Uniform probabilities over 2 classes, one pixel of each: Dice_1 = 2 * .5 / (1 + 1) = .5.
+  two = jnp.zeros((2, 2))
+  assert float(ops.soft_dice_loss(two, jnp.array([0, 1]), smooth=1e-9)) == pytest.approx(0.5)
+  # With the background: (Dice_0 + Dice_1) / 2 = .5 as well.
+  assert float(ops.soft_dice_loss(two, jnp.array([0, 1]), skip_background=False,
+                                  smooth=1e-9)) == pytest.approx(0.5)
+  g = jax.grad(lambda x: ops.soft_dice_loss(x, labels))(jnp.zeros((2, 2, 3)))
+  assert bool(jnp.all(jnp.isfinite(g)))
+  # Raising the true class's logit lowers the loss.
+  assert float(g[0, 1, 1]) < 0 and float(g[1, 0, 2]) < 0
+
+
+def test_soft_dice_bad_inputs():
+  with pytest.raises(ValueError, match="labels"):
+    ops.soft_dice_loss(jnp.zeros((2, 3)), jnp.array([0, 1, 2]))
+  with pytest.raises(TypeError, match="labels"):
+    ops.soft_dice_loss(jnp.zeros((2, 3)), jnp.array([0.0, 1.0]))
+  with pytest.raises(ValueError, match="smooth"):
+    ops.soft_dice_loss(jnp.zeros((2, 3)), jnp.array([0, 1]), smooth=0.0)
+  with pytest.raises(ValueError, match="at least 2 classes"):
+    ops.soft_dice_loss(jnp.zeros((2, 1)), jnp.array([0, 0]))
+  with pytest.raises(ValueError, match="labels"):
+    ops.soft_dice_loss(jnp.zeros((2, 3)), jnp.array([0, 3]))
