@@ -73,7 +73,7 @@ ROWS = [
      "--config tiny but .* was trained with the 'cpu' config"),
     ("fcn", ["--evaluate", "--restore-weights", "experiments/results/fcn_cpu_weights.msgpack",
              "--workdir", "{d}/e", "--learning-rate", "0.1"], 2,
-     "'learning_rate' says 0.1 but .* was trained with learning_rate=0.005"),
+     "'learning_rate' says 0.1 but .* was trained with learning_rate=0.008"),
     ("iic_mnist", ["--workdir", "{d}/w", "--steps", "0"], 2, "--steps"),
     ("iic_mnist", ["--config", "tiny"], 2, "--workdir"),
     ("mine_gaussian", ["--workdir", "{d}/w", "--rho", "1.5"], 2, "--rho"),
