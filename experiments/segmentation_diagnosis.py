@@ -104,13 +104,7 @@ def learning_curves(workdirs, path: str) -> dict[str, list]:
   keys = (("miou", "book mIoU"), ("dataset_foreground_miou", "digit mIoU"))
   for wd in workdirs:
     name = os.path.basename(os.path.normpath(wd))
-    steps, rows = [], []
-    with open(os.path.join(wd, "metrics.jsonl"), encoding="utf-8") as f:
-      for line in f:
-        rec = json.loads(line)
-        if rec.get("split") == "eval":
-          steps.append(rec["step"])
-          rows.append(rec["metrics"])
+    steps, rows = experiment.eval_history(wd)
     out[name] = [{"step": s, **{k: r.get(k) for k, _ in keys + (("dataset_miou", ""),)}}
                  for s, r in zip(steps, rows)]
     for key, label in keys:

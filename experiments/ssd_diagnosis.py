@@ -189,13 +189,7 @@ def learning_curves(workdirs, path: str) -> dict[str, list]:
   series, out = {}, {}
   for wd in workdirs:
     name = os.path.basename(os.path.normpath(wd))
-    steps, rows = [], []
-    with open(os.path.join(wd, "metrics.jsonl"), encoding="utf-8") as f:
-      for line in f:
-        rec = json.loads(line)
-        if rec.get("split") == "eval":
-          steps.append(rec["step"])
-          rows.append(rec["metrics"])
+    steps, rows = experiment.eval_history(wd)
     out[name] = [{"step": s, **{k: r.get(k) for k in ("map50", "map", "precision", "recall")}}
                  for s, r in zip(steps, rows)]
     for key, label in (("map50", "mAP@0.5"), ("map", "COCO mAP"),

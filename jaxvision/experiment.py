@@ -107,6 +107,20 @@ def append_run(path: str | os.PathLike, run: Mapping[str, Any]) -> pathlib.Path:
 WALL_FILE = "wall_seconds.json"
 
 
+def eval_history(workdir: str | os.PathLike) -> tuple[list[int], list[dict[str, Any]]]:
+  """``(steps, metrics)`` of the evaluations a training run logged in
+  ``workdir/metrics.jsonl`` (``--eval-every``), in file order; ``FileNotFoundError`` when the
+  run logged nothing there."""
+  steps, rows = [], []
+  with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+    for line in f:
+      rec = json.loads(line)
+      if rec.get("split") == "eval":
+        steps.append(rec["step"])
+        rows.append(rec["metrics"])
+  return steps, rows
+
+
 def cumulative_wall_seconds(workdir: str | os.PathLike, this_run: float) -> float:
   """Adds ``this_run`` to the wall time recorded in ``workdir`` by earlier (killed or
   resumed) invocations and stores the total: a resumed run reports its whole cost."""
