@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 
-FAMILIES = ("iou", "nms", "soft_nms", "multiclass_nms", "matching", "iic", "ssd")
+FAMILIES = ("iou", "nms", "soft_nms", "multiclass_nms", "matching", "iic", "ssd", "roi")
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
 
 
@@ -63,7 +63,7 @@ def machine_info(device: str) -> dict:
 
 
 def _collect(families, mode, device):
-  from benchmarks import iic, iou, matching, nms, ssd
+  from benchmarks import iic, iou, matching, nms, roi, ssd
   builders = {
       "iic": lambda: iic.cases(mode, device),
       "iou": lambda: iou.cases(mode, device),
@@ -72,6 +72,7 @@ def _collect(families, mode, device):
       "multiclass_nms": lambda: nms.multiclass_cases(mode),
       "matching": lambda: matching.cases(mode),
       "ssd": lambda: ssd.cases(mode, device),
+      "roi": lambda: roi.cases(mode, device),
   }
   for family in families:
     yield family, builders[family]
@@ -141,7 +142,8 @@ def markdown(machine, rows, title):
 # What a case's `size` counts, by family (the x axis of its plot).
 _SIZE_MEANING = {"iou": "N (boxes in each set)", "nms": "N (boxes)", "soft_nms": "N (boxes)",
                  "multiclass_nms": "N (anchors per image)", "matching": "N (anchors)",
-                 "iic": "N (samples in the batch)", "ssd": "N (images in the batch)"}
+                 "iic": "N (samples in the batch)", "ssd": "N (images in the batch)",
+                 "roi": "N (boxes)"}
 
 
 def case_setting(case: str, size: int) -> str:

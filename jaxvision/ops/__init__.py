@@ -29,13 +29,18 @@ from jaxvision.ops.nms import nms
 from jaxvision.ops.nms import soft_nms
 from jaxvision.ops.pooling import max_pool_with_argmax
 from jaxvision.ops.pooling import max_unpool
+from jaxvision.ops.roi import fpn_levels
+from jaxvision.ops.roi import multiscale_roi_align
+from jaxvision.ops.roi import roi_align
+from jaxvision.ops.roi import roi_pool
 
 __all__ = [
     "box_area", "box_convert", "box_iou", "generalized_box_iou", "distance_box_iou",
     "complete_box_iou", "ssd_anchors", "multibox_prior", "match_anchors", "encode_boxes",
     "decode_boxes", "nms", "batched_nms", "soft_nms", "multiclass_nms", "detection_nms",
     "joint_probability", "iic_loss", "mine_lower_bound", "mine_loss",
-    "max_pool_with_argmax", "max_unpool",
+    "max_pool_with_argmax", "max_unpool", "roi_align", "roi_pool", "multiscale_roi_align",
+    "fpn_levels",
     "softmax_cross_entropy", "focal_loss", "soft_dice_loss", "l1_loss", "smooth_l1_loss", "hard_negative_mask",
     "ssd_loss",
 ]
