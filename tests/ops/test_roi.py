@@ -151,7 +151,7 @@ def test_roi_align_dtypes():
                                                 output_size=2), rtol=1e-5)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.floats(0.0, 5.0), st.floats(0.0, 5.0), st.floats(1.5, 5.0), st.floats(1.5, 5.0),
        st.integers(1, 4), st.integers(-1, 3), st.booleans())
 def test_constant_map_inside_the_map_is_constant(x, y, w, h, out, sr, aligned):
@@ -163,7 +163,7 @@ def test_constant_map_inside_the_map_is_constant(x, y, w, h, out, sr, aligned):
       rtol=1e-5)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.integers(1, 3), st.integers(1, 4), st.integers(-1, 2))
 def test_roi_align_oracle_property(seed, batch, out, sr):
   rng = np.random.default_rng(seed)
