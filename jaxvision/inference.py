@@ -47,9 +47,19 @@ def spec_model(spec):
   """The flax module a :class:`DetectorSpec` or :class:`SegmenterSpec` describes (a
   detector with ``len(spec.aspect_ratios) + 1`` anchors per point)."""
   if isinstance(spec, DetectorSpec):
+    if _two_stage(spec.model):  # its anchors are the model's own attributes
+      return build_model(spec.model, spec.num_classes)
     return build_model(spec.model, spec.num_classes,
                        anchors_per_point=len(spec.aspect_ratios) + 1)
   return build_model(spec.model, spec.num_classes)
+
+
+def _two_stage(name: str) -> bool:
+  """Whether ``jaxvision.models.<name>`` is a two-stage detector (detections from its own
+  ``detect`` method rather than anchors + :func:`jaxvision.models.ssd.postprocess`)."""
+  factory = getattr(models, str(name), None)
+  cls = getattr(factory, "func", factory)
+  return bool(getattr(cls, "two_stage", False))
 
 
 def _pair(value, name) -> tuple[int, int]:
@@ -274,7 +284,8 @@ class _Predictor:
 
 
 class Detector(_Predictor):
-  """An SSD-style detector with its anchors and post-processing (see the module notes).
+  """A trained detector: an SSD-style one with its anchors and post-processing, or a
+  two-stage one (:class:`jaxvision.models.FasterRCNN`, which detects itself).
 
   ``detector(images)`` returns :class:`Detections`; ``score_threshold=`` overrides the
   spec's (e.g. 0.05 for a complete precision-recall curve).
@@ -284,7 +295,16 @@ class Detector(_Predictor):
   _KIND = "detector"
 
   @property
+  def two_stage(self) -> bool:
+    """Whether the model is a two-stage detector (Faster R-CNN): it has no SSD anchors and
+    no :meth:`dense_outputs`; :meth:`__call__` and :meth:`detect` work the same."""
+    return _two_stage(self.spec.model)
+
+  @property
   def anchors(self) -> jax.Array:
+    if self.two_stage:
+      raise ValueError(f"{self.spec.model} is a two-stage detector: its RPN anchors are "
+                       f"jaxvision.models.faster_rcnn.rpn_anchors, not SSD anchors.")
     if "anchors" not in self.__dict__:
       self.__dict__["anchors"] = ssd_lib.make_anchors(
           self.model, self.spec.image_size, sizes=self.spec.anchor_sizes,
@@ -295,16 +315,22 @@ class Detector(_Predictor):
   def _fn(self, score_threshold: float):
     key = float(score_threshold)
     if key not in self._jitted:
-      spec, model, anchors = self.spec, self.model, self.anchors
+      spec, model = self.spec, self.model
+      anchors = None if self.two_stage else self.anchors
 
       def run(variables, images):
         in_h, in_w = images.shape[1:3]
         x = _resize(_to_float(images), spec.image_size)
-        out = model.apply(variables, x, train=False)
-        boxes, scores, classes, count = ssd_lib.postprocess(
-            out["classes"], out["offsets"], anchors, variances=spec.variances,
-            score_threshold=key, nms_iou=spec.nms_iou, max_detections=spec.max_detections,
-            nms=spec.nms, soft_nms=spec.soft_nms)
+        if anchors is None:
+          boxes, scores, classes, count = model.apply(
+              variables, x, method="detect", score_threshold=key, nms_iou=spec.nms_iou,
+              max_detections=spec.max_detections)
+        else:
+          out = model.apply(variables, x, train=False)
+          boxes, scores, classes, count = ssd_lib.postprocess(
+              out["classes"], out["offsets"], anchors, variances=spec.variances,
+              score_threshold=key, nms_iou=spec.nms_iou, max_detections=spec.max_detections,
+              nms=spec.nms, soft_nms=spec.soft_nms)
         scale = jnp.array([in_w / spec.image_size[1], in_h / spec.image_size[0]] * 2,
                           jnp.float32)
         return Detections(boxes * scale, scores, classes.astype(jnp.int32),
@@ -331,6 +357,9 @@ class Detector(_Predictor):
     """The network's outputs before suppression for a ``[B, H, W, 3]`` batch (any size):
     ``(probs [B, A, C]`` softmax class probabilities, background at 0, ``boxes [B, A, 4]``
     every anchor's decoded box in input pixels``)``, rows in the order of :attr:`anchors`."""
+    if self.two_stage:
+      raise ValueError(f"dense_outputs is SSD's (per-anchor outputs); {self.spec.model} is a "
+                       f"two-stage detector: use model.apply(variables, x, train=False).")
     batch, single = _check_images(images)
     if isinstance(batch, list):
       raise ValueError("`images` for dense_outputs must be one array (same-size images).")

@@ -31,7 +31,7 @@ from jaxvision import models
 from jaxvision.models import ssd as ssd_lib
 from jaxvision.train import Task
 
-__all__ = ["model_init", "process_local_pipeline", "ssd_task", "segmentation_task",
+__all__ = ["model_init", "process_local_pipeline", "ssd_task", "faster_rcnn_task", "segmentation_task",
            "pixel_cross_entropy", "SegmentationConfig", "SEGMENTATION_CONFIGS",
            "segmentation_learning_rate", "segmentation_experiment", "segmentation_table"]
 
@@ -169,6 +169,49 @@ def ssd_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransfo
                                classification=classification, localization=localization,
                                hard_negative_ratio=hard_negatives)
     return loss, (parts, updates["batch_stats"])
+
+  return _task(spec, model, loss_fn, train_data, optimizer=optimizer, test_data=test_data,
+               evaluator=(Detector, evaluate_detector), eval_batch_size=eval_batch_size,
+               initial_variables=initial_variables)
+
+
+def faster_rcnn_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransformation,
+                     rpn_batch: int = 256, rois_per_image: int = 64,
+                     positive_fraction: float = 0.25, test_data=None, eval_batch_size: int = 8,
+                     initial_variables=None, zoom: tuple[float, float] | None = None,
+                     zoom_probability: float = 0.5, color_jitter: float = 0.0,
+                     noise_std: float = 0.0) -> Task:
+  """The Faster R-CNN training task (Ren et al. 2015): :func:`jaxvision.models.faster_rcnn.
+  losses` (RPN objectness + box, ROI head classification + box) on ``rpn_batch`` sampled
+  anchors and ``rois_per_image`` sampled ROIs per image. ``spec.model`` names a
+  :class:`jaxvision.models.FasterRCNN` variant; data, augmentation and evaluation as
+  :func:`ssd_task`.
+  """
+  from jaxvision.models import faster_rcnn  # pylint: disable=import-outside-toplevel
+  _check_photometric(color_jitter, noise_std)
+  for name, v in (("rpn_batch", rpn_batch), ("rois_per_image", rois_per_image)):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+      raise ValueError(f"`{name}` must be a positive int, got {v!r}.")
+  if not 0.0 < float(positive_fraction) <= 1.0:
+    raise ValueError(f"`positive_fraction` must be in (0, 1], got {positive_fraction!r}.")
+  model = spec_model(spec)
+  if not isinstance(model, faster_rcnn.FasterRCNN):
+    raise ValueError(f"`spec.model` must be a FasterRCNN variant, got {spec.model!r}.")
+  train_data = _fields(train_data, ("image", "boxes", "classes", "num_boxes"))
+
+  def loss_fn(params, batch_stats, batch, rng):
+    images, boxes = _images(batch["image"]), batch["boxes"].astype(jnp.float32)
+    rng, rng_zoom, rng_color, rng_noise = jax.random.split(rng, 4)
+    if zoom is not None:
+      keys = jax.random.split(rng_zoom, images.shape[0])
+      images, boxes = jax.vmap(functools.partial(
+          random_zoom_with_boxes, scale_range=tuple(zoom), p=zoom_probability))(
+              images, boxes, keys)
+    images = _photometric(images, rng_color, rng_noise, color_jitter, noise_std)
+    return faster_rcnn.losses(model, params, batch_stats, images, boxes, batch["classes"],
+                              batch["num_boxes"], rng, rpn_batch=rpn_batch,
+                              rois_per_image=rois_per_image,
+                              positive_fraction=positive_fraction)
 
   return _task(spec, model, loss_fn, train_data, optimizer=optimizer, test_data=test_data,
                evaluator=(Detector, evaluate_detector), eval_batch_size=eval_batch_size,

@@ -21,6 +21,7 @@ from jaxvision.models.resnet import (ResNet11v2, ResNet20v1, ResNet20v2, ResNet5
 from jaxvision.models.ssd import SSD, SSDBook, SSDSmall, SSDSmallP2, SSDTiny, feature_shapes
 from jaxvision.models.fcn import FCN, FCNBook, FCNMedium, FCNSmall, FCNTiny, SubpixelConvTranspose
 from jaxvision.models.segnet import SegNet, SegNetSmall, SegNetTiny
+from jaxvision.models.faster_rcnn import FasterRCNN, FasterRCNNSmall, FasterRCNNTiny
 from jaxvision.models.unet import UNet, UNetSmall, UNetTiny
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "FCN", "FCNBook", "FCNSmall", "FCNMedium", "FCNTiny", "SubpixelConvTranspose",
     "SegNet", "SegNetSmall", "SegNetTiny",
     "UNet", "UNetSmall", "UNetTiny",
+    "FasterRCNN", "FasterRCNNSmall", "FasterRCNNTiny",
 ]
