@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import jax
@@ -32,7 +33,7 @@ from jaxvision.models import ssd as ssd_lib
 
 __all__ = ["Detections", "DetectorSpec", "Detector", "SegmenterSpec", "Segmenter",
            "build_model", "spec_model", "batches", "evaluate_detector", "evaluate_segmenter",
-           "diagnose_detector", "diagnose_segmenter", "ground_truth_lists"]
+           "diagnose_detector", "diagnose_segmenter", "ground_truth_lists", "detector_card"]
 
 
 def build_model(name: str, num_classes: int, **attributes):
@@ -47,19 +48,20 @@ def spec_model(spec):
   """The flax module a :class:`DetectorSpec` or :class:`SegmenterSpec` describes (a
   detector with ``len(spec.aspect_ratios) + 1`` anchors per point)."""
   if isinstance(spec, DetectorSpec):
-    if _two_stage(spec.model):  # its anchors are the model's own attributes
+    if _end_to_end(spec.model):  # its anchors (if any) are the model's own attributes
       return build_model(spec.model, spec.num_classes)
     return build_model(spec.model, spec.num_classes,
                        anchors_per_point=len(spec.aspect_ratios) + 1)
   return build_model(spec.model, spec.num_classes)
 
 
-def _two_stage(name: str) -> bool:
-  """Whether ``jaxvision.models.<name>`` is a two-stage detector (detections from its own
-  ``detect`` method rather than anchors + :func:`jaxvision.models.ssd.postprocess`)."""
+def _end_to_end(name: str) -> bool:
+  """Whether ``jaxvision.models.<name>`` detects itself: padded detections from its own
+  ``detect(x, *, score_threshold, nms_iou, max_detections)`` method (Faster R-CNN, YOLO)
+  rather than SSD anchors + :func:`jaxvision.models.ssd.postprocess`."""
   factory = getattr(models, str(name), None)
   cls = getattr(factory, "func", factory)
-  return bool(getattr(cls, "two_stage", False))
+  return callable(getattr(cls, "detect", None))
 
 
 def _pair(value, name) -> tuple[int, int]:
@@ -285,7 +287,8 @@ class _Predictor:
 
 class Detector(_Predictor):
   """A trained detector: an SSD-style one with its anchors and post-processing, or a
-  two-stage one (:class:`jaxvision.models.FasterRCNN`, which detects itself).
+  model with its own ``detect`` method (:class:`jaxvision.models.FasterRCNN`,
+  :class:`jaxvision.models.YOLO`; :attr:`end_to_end`).
 
   ``detector(images)`` returns :class:`Detections`; ``score_threshold=`` overrides the
   spec's (e.g. 0.05 for a complete precision-recall curve).
@@ -295,16 +298,18 @@ class Detector(_Predictor):
   _KIND = "detector"
 
   @property
-  def two_stage(self) -> bool:
-    """Whether the model is a two-stage detector (Faster R-CNN): it has no SSD anchors and
-    no :meth:`dense_outputs`; :meth:`__call__` and :meth:`detect` work the same."""
-    return _two_stage(self.spec.model)
+  def end_to_end(self) -> bool:
+    """Whether the model detects itself (Faster R-CNN, YOLO): then it has no SSD
+    :attr:`anchors` and no :meth:`dense_outputs`; :meth:`__call__` and :meth:`detect` work
+    the same for every detector."""
+    return _end_to_end(self.spec.model)
 
   @property
   def anchors(self) -> jax.Array:
-    if self.two_stage:
-      raise ValueError(f"{self.spec.model} is a two-stage detector: its RPN anchors are "
-                       f"jaxvision.models.faster_rcnn.rpn_anchors, not SSD anchors.")
+    if self.end_to_end:
+      raise ValueError(f"{self.spec.model} detects itself (Faster R-CNN / YOLO): it has no "
+                       f"SSD anchors (Faster R-CNN's RPN anchors: "
+                       f"jaxvision.models.faster_rcnn.rpn_anchors).")
     if "anchors" not in self.__dict__:
       self.__dict__["anchors"] = ssd_lib.make_anchors(
           self.model, self.spec.image_size, sizes=self.spec.anchor_sizes,
@@ -316,7 +321,7 @@ class Detector(_Predictor):
     key = float(score_threshold)
     if key not in self._jitted:
       spec, model = self.spec, self.model
-      anchors = None if self.two_stage else self.anchors
+      anchors = None if self.end_to_end else self.anchors
 
       def run(variables, images):
         in_h, in_w = images.shape[1:3]
@@ -357,9 +362,9 @@ class Detector(_Predictor):
     """The network's outputs before suppression for a ``[B, H, W, 3]`` batch (any size):
     ``(probs [B, A, C]`` softmax class probabilities, background at 0, ``boxes [B, A, 4]``
     every anchor's decoded box in input pixels``)``, rows in the order of :attr:`anchors`."""
-    if self.two_stage:
-      raise ValueError(f"dense_outputs is SSD's (per-anchor outputs); {self.spec.model} is a "
-                       f"two-stage detector: use model.apply(variables, x, train=False).")
+    if self.end_to_end:
+      raise ValueError(f"dense_outputs is SSD's (per-anchor outputs); {self.spec.model} "
+                       f"detects itself: use model.apply(variables, x, train=False).")
     batch, single = _check_images(images)
     if isinstance(batch, list):
       raise ValueError("`images` for dense_outputs must be one array (same-size images).")
@@ -491,6 +496,46 @@ def evaluate_detector(detector: Detector, data: Any, *, batch_size: int = 8,
           "recall": float(summary["recall"]), "map50": float(voc["map"]),
           "map": float(coco["map"]), "coco_map50": float(coco["map50"]),
           "num_images": len(truth)}
+
+
+def detector_card(detector: Detector, images: Any, *, batch_size: int = 8,
+                  repeats: int = 3) -> dict[str, Any]:
+  """What a comparison table of detectors shows about one trained detector.
+
+  ``images``: ``[N, H, W, 3]`` images for the inference timing (``N >= batch_size``).
+  Returns ``{"model", "params" (scalars in the parameters), "inference_images_per_s"
+  (jitted ``detector(batch)`` on ``batch_size`` images, after one warm-up call, best of
+  ``repeats`` passes over the images), "train_images_per_s" (steps x batch size / training
+  wall time, evaluations included; None when the weights do not record it),
+  "train_wall_seconds", "train_steps", "test_metrics"}`` (the last three from the weights'
+  training record).
+  """
+  images = np.asarray(images)
+  if images.ndim != 4 or len(images) < batch_size:
+    raise ValueError(f"`images` must be [N, H, W, 3] with N >= batch_size={batch_size}, got "
+                     f"shape {images.shape}.")
+  if int(repeats) < 1:
+    raise ValueError(f"`repeats` must be >= 1, got {repeats!r}.")
+  chunks = [images[i:i + batch_size] for i in range(0, len(images) - batch_size + 1,
+                                                    batch_size)]
+  jax.block_until_ready(detector(chunks[0]))
+  best = float("inf")
+  for _ in range(int(repeats)):
+    start = time.perf_counter()
+    for c in chunks:
+      jax.block_until_ready(detector(c))
+    best = min(best, time.perf_counter() - start)
+  t = dict(detector.spec.training)
+  cfg = t.get("config", {})
+  wall, steps = t.get("wall_seconds"), t.get("steps")
+  per_s = None
+  if wall and steps and cfg.get("batch_size"):
+    per_s = float(steps) * float(cfg["batch_size"]) / float(wall)
+  return {"model": detector.spec.model,
+          "params": models.count_params(detector.variables.get("params", {})),
+          "inference_images_per_s": len(chunks) * batch_size / best,
+          "train_images_per_s": per_s, "train_wall_seconds": wall, "train_steps": steps,
+          "test_metrics": dict(t.get("test_metrics", {}))}
 
 
 def diagnose_detector(detector: Detector, data: Any, *, match_iou: float = 0.5,

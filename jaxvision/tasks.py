@@ -31,7 +31,8 @@ from jaxvision import models
 from jaxvision.models import ssd as ssd_lib
 from jaxvision.train import Task
 
-__all__ = ["model_init", "process_local_pipeline", "ssd_task", "faster_rcnn_task", "segmentation_task",
+__all__ = ["model_init", "process_local_pipeline", "ssd_task", "faster_rcnn_task", "yolo_task",
+           "segmentation_task",
            "pixel_cross_entropy", "SegmentationConfig", "SEGMENTATION_CONFIGS",
            "segmentation_learning_rate", "segmentation_experiment", "segmentation_table"]
 
@@ -200,18 +201,58 @@ def faster_rcnn_task(spec: DetectorSpec, train_data, *, optimizer: optax.Gradien
   train_data = _fields(train_data, ("image", "boxes", "classes", "num_boxes"))
 
   def loss_fn(params, batch_stats, batch, rng):
-    images, boxes = _images(batch["image"]), batch["boxes"].astype(jnp.float32)
-    rng, rng_zoom, rng_color, rng_noise = jax.random.split(rng, 4)
-    if zoom is not None:
-      keys = jax.random.split(rng_zoom, images.shape[0])
-      images, boxes = jax.vmap(functools.partial(
-          random_zoom_with_boxes, scale_range=tuple(zoom), p=zoom_probability))(
-              images, boxes, keys)
-    images = _photometric(images, rng_color, rng_noise, color_jitter, noise_std)
+    rng, rng_aug = jax.random.split(rng)
+    images, boxes = _augmented(batch, rng_aug, zoom, zoom_probability, color_jitter,
+                               noise_std)
     return faster_rcnn.losses(model, params, batch_stats, images, boxes, batch["classes"],
                               batch["num_boxes"], rng, rpn_batch=rpn_batch,
                               rois_per_image=rois_per_image,
                               positive_fraction=positive_fraction)
+
+  return _task(spec, model, loss_fn, train_data, optimizer=optimizer, test_data=test_data,
+               evaluator=(Detector, evaluate_detector), eval_batch_size=eval_batch_size,
+               initial_variables=initial_variables)
+
+
+def _augmented(batch, rng, zoom, zoom_probability, color_jitter, noise_std):
+  """Float images and boxes of a detection batch after zoom and photometric augmentation."""
+  images, boxes = _images(batch["image"]), batch["boxes"].astype(jnp.float32)
+  rng_zoom, rng_color, rng_noise = jax.random.split(rng, 3)
+  if zoom is not None:
+    keys = jax.random.split(rng_zoom, images.shape[0])
+    images, boxes = jax.vmap(functools.partial(
+        random_zoom_with_boxes, scale_range=tuple(zoom), p=zoom_probability))(
+            images, boxes, keys)
+  return _photometric(images, rng_color, rng_noise, color_jitter, noise_std), boxes
+
+
+def yolo_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransformation,
+              lambda_coord: float = 5.0, lambda_noobj: float = 0.5, test_data=None,
+              eval_batch_size: int = 8, initial_variables=None,
+              zoom: tuple[float, float] | None = None, zoom_probability: float = 0.5,
+              color_jitter: float = 0.0, noise_std: float = 0.0) -> Task:
+  """The YOLO v1 training task (Redmon et al. 2016): :func:`jaxvision.models.yolo.loss` with
+  v1's ``lambda_coord`` and ``lambda_noobj``. ``spec.model`` names a
+  :class:`jaxvision.models.YOLO` variant; data, augmentation and evaluation as
+  :func:`ssd_task`."""
+  from jaxvision.models import yolo  # pylint: disable=import-outside-toplevel
+  _check_photometric(color_jitter, noise_std)
+  for name, v in (("lambda_coord", lambda_coord), ("lambda_noobj", lambda_noobj)):
+    if not float(v) >= 0:
+      raise ValueError(f"`{name}` must be >= 0, got {v!r}.")
+  model = spec_model(spec)
+  if not isinstance(model, yolo.YOLO):
+    raise ValueError(f"`spec.model` must be a YOLO variant, got {spec.model!r}.")
+  train_data = _fields(train_data, ("image", "boxes", "classes", "num_boxes"))
+
+  def loss_fn(params, batch_stats, batch, rng):
+    images, boxes = _augmented(batch, rng, zoom, zoom_probability, color_jitter, noise_std)
+    out, updates = model.apply({"params": params, "batch_stats": batch_stats}, images,
+                               train=True, mutable=["batch_stats"])
+    total, parts = yolo.loss(out, boxes, batch["classes"], batch["num_boxes"],
+                             images.shape[1:3], lambda_coord=float(lambda_coord),
+                             lambda_noobj=float(lambda_noobj))
+    return total, (parts, updates["batch_stats"])
 
   return _task(spec, model, loss_fn, train_data, optimizer=optimizer, test_data=test_data,
                evaluator=(Detector, evaluate_detector), eval_batch_size=eval_batch_size,

@@ -32,7 +32,7 @@ format of :class:`jaxvision.inference.Detections`.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -151,8 +151,6 @@ class FasterRCNN(nn.Module):
   head_width: int = 256
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
-
-  two_stage: ClassVar[bool] = True  # what jaxvision.inference.Detector dispatches on
 
   @property
   def anchors_per_point(self) -> int:

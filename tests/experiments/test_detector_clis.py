@@ -1,0 +1,88 @@
+"""The Faster R-CNN and YOLO CLIs end to end on tiny data: train, evaluate from the weights
+alone, predict on files of any size; and the detectors' comparison table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments import detectors, faster_rcnn, yolo
+from jaxvision.inference import Detector
+from tests.experiments._data import blob_digits
+
+_CLIS = {"faster_rcnn": (faster_rcnn, "FasterRCNNTiny"), "yolo": (yolo, "YOLOTiny")}
+
+
+@pytest.fixture(scope="module")
+def digits():
+  return {"train": blob_digits(40, 0), "test": blob_digits(12, 1)}
+
+
+@pytest.fixture(scope="module", params=sorted(_CLIS))
+def trained(request, tmp_path_factory, digits):
+  cli, model = _CLIS[request.param]
+  root = tmp_path_factory.mktemp(request.param)
+  workdir, record = root / "work", root / "record.json"
+  # Score threshold 0: after 3 steps no class reaches 0.5 (see tests/experiments/test_ssd.py).
+  results = cli.main(["--config", "tiny", "--workdir", str(workdir), "--record", str(record),
+                      "--score-threshold", "0", "--no-progress"], digits=digits)
+  return request.param, cli, model, results, workdir, record
+
+
+def test_train_writes_results_weights_png_and_record(trained):
+  name, cli, model, results, workdir, record = trained
+  assert results["final_step"] == cli.CONFIGS["tiny"].steps
+  for key in ("map50", "map", "precision", "recall"):
+    assert 0.0 <= results[key] <= 1.0, key
+  assert results["command"].startswith(f"python -m experiments.{name}")
+  with Image.open(workdir / "predictions.png") as im:
+    assert im.format == "PNG" and im.width >= 320
+  assert json.loads(record.read_text())["runs"][0]["map50"] == results["map50"]
+  det = Detector.load(workdir)
+  assert det.end_to_end and det.spec.model == model and det.spec.nms == "per_class"
+  assert det.spec.training["steps"] == cli.CONFIGS["tiny"].steps
+
+
+def test_evaluate_reproduces_the_trained_numbers(trained, digits, tmp_path):
+  _, cli, _, results, workdir, _ = trained
+  again = cli.main(["--evaluate", "--restore-weights", str(workdir), "--workdir",
+                    str(tmp_path)], digits=digits)
+  for key in ("map50", "map", "precision", "recall", "miou"):
+    assert again[key] == pytest.approx(results[key], abs=1e-6), key
+
+
+def test_predict_on_files_of_any_size(trained, tmp_path, capsys):
+  _, cli, _, _, workdir, _ = trained
+  rng = np.random.default_rng(0)
+  files = []
+  for name, (h, w) in (("small.png", (30, 50)), ("big.jpg", (150, 100))):
+    Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / name)
+    files.append(str(tmp_path / name))
+  out = cli.main(["--predict", *files, "--restore-weights", str(workdir), "--workdir",
+                  str(tmp_path / "pred")])
+  assert json.loads(capsys.readouterr().out)["images"][0]["file"] == files[0]
+  for entry, (h, w) in zip(out["images"], ((30, 50), (150, 100))):
+    assert (entry["height"], entry["width"]) == (h, w)
+    assert len(entry["detections"]) > 0  # score threshold 0 in these weights
+    for d in entry["detections"]:
+      x1, y1, x2, y2 = d["box_xyxy"]
+      assert 0 <= x1 <= x2 <= w + 0.1 and 0 <= y1 <= y2 <= h + 0.1
+
+
+def test_detector_card_and_table(trained):
+  _, _, model, _, workdir, _ = trained
+  det = Detector.load(workdir)
+  images = np.random.default_rng(0).integers(0, 255, (16, 48, 64, 3), dtype=np.uint8)
+  card = detectors.detector_card(det, images, batch_size=8, repeats=1)
+  assert card["model"] == model and card["params"] > 1000
+  assert card["inference_images_per_s"] > 0 and card["train_steps"] == 3
+  assert card["train_images_per_s"] == pytest.approx(
+      3 * 4 / det.spec.training["wall_seconds"])
+  card.update(name="x", metrics={"map50": 0.5, "map": 0.25, "precision": 1, "recall": 0.5})
+  text = detectors.table([card])
+  assert f"| x | {model} | {card['params']:,} |" in text and "| 0.500 | 0.250 | 1.000 |" in text
+  with pytest.raises(ValueError, match="`images`"):
+    detectors.detector_card(det, images[:3], batch_size=8)
