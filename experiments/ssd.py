@@ -255,11 +255,14 @@ def _model_of(run: Mapping[str, Any]) -> str:
   return {"small": "SSDSmall", "book": "SSDBook", "tiny": "SSDTiny"}.get(old, str(old or "-"))
 
 
-def results_table(runs: list[dict[str, Any]]) -> str:
+def results_table(runs: list[dict[str, Any]], model: str | None = None) -> str:
   """Markdown laid out like the book's Table 11.13.1 (a column per configuration and
-  training length; the last run wins), mAP rows added, the book's numbers in parentheses."""
+  training length; the last run wins), mAP rows added, the book's numbers in parentheses.
+  ``model``: only the runs of that model (recipes differ by model here)."""
   latest = {}
   for r in runs:
+    if model is not None and _model_of(r) != model:
+      continue
     latest[(r.get("recipe", r.get("config")), r["epochs"])] = r
   configs = [c for c in BOOK_TABLE if any(k[0] == c for k in latest)]
   configs += sorted({k[0] for k in latest} - set(configs))
@@ -294,7 +297,9 @@ def main(argv=None, *, digits=None) -> dict[str, Any] | None:
     if len(argv) != 2:
       raise SystemExit("usage: python -m experiments.ssd --table RESULTS_JSON")
     with open(argv[1], encoding="utf-8") as f:
-      print(results_table(json.load(f)["runs"]), end="")
+      runs = json.load(f)["runs"]
+    models = list(dict.fromkeys(_model_of(r) for r in reversed(runs)))  # newest first
+    print("\n".join(f"### {m}\n\n" + results_table(runs, m) for m in models), end="")
     return None
   return experiment.run_predictor_experiment(EXPERIMENT, argv, description=__doc__,
                                              digits=digits)
