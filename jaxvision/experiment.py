@@ -361,6 +361,8 @@ def _load_data(exp: PredictorExperiment, cfg, dataset: str, data_dir, *, digits=
                                     digit_size=tuple(cfg.digit_size),
                                     num_digits=tuple(cfg.num_digits))
   task = "detection" if exp.kind == "detector" else "segmentation"
+  if exp.kind == "detector" and _has_masks(cfg.model):
+    task = "instances"
   try:
     return datasets.load_dataset(dataset, task=task, image_size=tuple(cfg.image_size),
                                  data_dir=data_dir, scene_config=scene_config,
@@ -381,14 +383,30 @@ def _config_from(exp: PredictorExperiment, name: str, fields: Mapping[str, Any])
   return dataclasses.replace(base, **clean)
 
 
+def _has_masks(model_name: str) -> bool:
+  from jaxvision import models  # pylint: disable=import-outside-toplevel
+  factory = getattr(models, str(model_name), None)
+  return callable(getattr(getattr(factory, "func", factory), "detect_masks", None))
+
+
 def _pictures(exp: PredictorExperiment, predictor, data, paths: Sequence[str], count: int):
   """Test images with predictions beside the ground truth."""
   from jaxvision import inference, viz  # pylint: disable=import-outside-toplevel
   keys = ("image", "boxes", "classes", "num_boxes") if exp.kind == "detector" else (
       "image", "mask")
+  masks = (exp.kind == "detector" and predictor.has_masks
+           and inference._has_field(data, "mask"))  # pylint: disable=protected-access
+  if masks:
+    keys += ("mask",)
   rec = next(inference._records(data, keys, count))  # pylint: disable=protected-access
   for path in paths:
-    if exp.kind == "detector":
+    if masks:
+      viz.save_instance_masks(path, rec["image"], predictor.detect_instances(
+          rec["image"], batch_size=count), inference.ground_truth_lists(rec), rec["mask"],
+                              class_names=predictor.class_names,
+                              title=f"{predictor.spec.model}: ground truth (dashed boxes, true "
+                                    f"masks) beside the detections and their predicted masks")
+    elif exp.kind == "detector":
       dets = predictor.detect(rec["image"], batch_size=count)
       viz.save_detections(path, rec["image"], dets,
                           ground_truth=inference.ground_truth_lists(rec),

@@ -397,6 +397,54 @@ class Detector(_Predictor):
     return out
 
 
+  @property
+  def has_masks(self) -> bool:
+    """Whether the model also segments its detections (Mask R-CNN: ``detect_masks``)."""
+    factory = getattr(models, str(self.spec.model), None)
+    return callable(getattr(getattr(factory, "func", factory), "detect_masks", None))
+
+  def detect_instances(self, images: Any, *, batch_size: int = 8,
+                       score_threshold: float | None = None,
+                       mask_threshold: float = 0.5) -> list[dict[str, np.ndarray]]:
+    """:meth:`detect` plus ``"masks"``: ``[k, H, W]`` boolean instance masks at each input
+    image's size (mask probability ``> mask_threshold`` inside the detection's box), for a
+    model with :attr:`has_masks` (Mask R-CNN); images as :meth:`detect`'s (one array)."""
+    if not self.has_masks:
+      raise ValueError(f"{self.spec.model} has no mask head: use detect (boxes only).")
+    threshold = self.spec.score_threshold if score_threshold is None else float(
+        score_threshold)
+    if not 0.0 <= threshold <= 1.0:
+      raise ValueError(f"`score_threshold` must be in [0, 1], got {score_threshold!r}.")
+    key = ("masks", threshold, float(mask_threshold))
+    if key not in self._jitted:
+      spec, model = self.spec, self.model
+      from jaxvision.models import mask_rcnn  # pylint: disable=import-outside-toplevel
+
+      def run(variables, images):
+        in_h, in_w = images.shape[1:3]
+        x = _resize(_to_float(images), spec.image_size)
+        boxes, scores, classes, count, masks = model.apply(
+            variables, x, method="detect_masks", score_threshold=threshold,
+            nms_iou=spec.nms_iou, max_detections=spec.max_detections)
+        scale = jnp.array([in_w / spec.image_size[1], in_h / spec.image_size[0]] * 2,
+                          jnp.float32)
+        boxes = boxes * scale
+        pasted = mask_rcnn.paste_masks(masks, boxes, (in_h, in_w),
+                                       threshold=float(mask_threshold))
+        return boxes, scores, classes, count, pasted
+
+      self._jitted[key] = jax.jit(run)
+    out = []
+    for chunk, n in batches(images, batch_size):
+      boxes, scores, classes, count, masks = jax.device_get(
+          self._jitted[key](self.variables, jnp.asarray(chunk)))
+      for i in range(n):
+        k = int(count[i])
+        out.append({"boxes": boxes[i, :k], "scores": scores[i, :k], "classes": classes[i, :k],
+                    "masks": masks[i, :k]})
+    return out
+
+
 class Segmenter(_Predictor):
   """A semantic segmentation network; ``segmenter(images)`` gives int32 class masks at the
   input's size (logits resized bilinearly before the arg-max)."""
@@ -481,21 +529,63 @@ def evaluate_detector(detector: Detector, data: Any, *, batch_size: int = 8,
   random-access source of such records. Returns the book's per-image ``miou`` /
   ``precision`` / ``recall`` (:func:`jaxvision.metrics.detection_summary`) at the spec's
   score threshold, VOC ``map50`` and COCO ``map`` / ``coco_map50`` from the detections at
-  ``map_score_threshold`` (low, so the precision-recall curve is complete).
+  ``map_score_threshold`` (low, so the precision-recall curve is complete). For a detector
+  with a mask head (:attr:`Detector.has_masks`) on data with a semantic ``"mask"``, also
+  ``mask_map50``: VOC mask AP at mask IoU 0.5 against the instances of the ground truth
+  boxes (:func:`jaxvision.metrics.mask_average_precision`).
   """
-  book, low, truth = [], [], []
-  for rec in _records(data, ("image", "boxes", "classes", "num_boxes"), batch_size):
+  keys = ("image", "boxes", "classes", "num_boxes")
+  masks = detector.has_masks and _has_field(data, "mask")
+  book, low, truth, mask_pred, mask_truth = [], [], [], [], []
+  for rec in _records(data, keys + (("mask",) if masks else ()), batch_size):
     book += detector.detect(rec["image"], batch_size=batch_size)
-    low += detector.detect(rec["image"], batch_size=batch_size,
-                           score_threshold=map_score_threshold)
+    if masks:
+      dets = detector.detect_instances(rec["image"], batch_size=batch_size,
+                                       score_threshold=map_score_threshold)
+      low += [{k: d[k] for k in ("boxes", "scores", "classes")} for d in dets]
+      mask_pred += [{k: d[k] for k in ("masks", "scores", "classes")} for d in dets]
+      mask_truth += _instance_truth(rec)
+    else:
+      low += detector.detect(rec["image"], batch_size=batch_size,
+                             score_threshold=map_score_threshold)
     truth += ground_truth_lists(rec)
   summary = metrics.detection_summary(book, truth)
   voc = metrics.average_precision_voc(low, truth, iou_threshold=0.5)
   coco = metrics.coco_map(low, truth)
-  return {"miou": float(summary["miou"]), "precision": float(summary["precision"]),
-          "recall": float(summary["recall"]), "map50": float(voc["map"]),
-          "map": float(coco["map"]), "coco_map50": float(coco["map50"]),
-          "num_images": len(truth)}
+  out = {"miou": float(summary["miou"]), "precision": float(summary["precision"]),
+         "recall": float(summary["recall"]), "map50": float(voc["map"]),
+         "map": float(coco["map"]), "coco_map50": float(coco["map50"]),
+         "num_images": len(truth)}
+  if masks:
+    out["mask_map50"] = float(metrics.mask_average_precision(mask_pred, mask_truth)["map"])
+  return out
+
+
+def _has_field(data: Any, name: str) -> bool:
+  if isinstance(data, Mapping):
+    return name in data
+  arrays = getattr(data, "arrays", None)
+  if isinstance(arrays, Mapping):
+    return name in arrays
+  try:
+    return len(data) > 0 and name in data[0]
+  except (TypeError, KeyError, IndexError):
+    return False
+
+
+def _instance_truth(rec: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+  """Per-image ``{"masks" [n, H, W] bool, "classes" [n]}``: instance ``g`` is the pixels of
+  its class in the semantic ``mask`` whose centres are inside its box
+  (:func:`jaxvision.models.mask_rcnn.instance_masks`)."""
+  from jaxvision.models import mask_rcnn  # pylint: disable=import-outside-toplevel
+  inst = np.asarray(mask_rcnn.instance_masks(jnp.asarray(rec["mask"]),
+                                             jnp.asarray(rec["boxes"], jnp.float32),
+                                             jnp.asarray(rec["classes"])))
+  out = []
+  for i, n in enumerate(np.asarray(rec["num_boxes"])):
+    out.append({"masks": np.moveaxis(inst[i, ..., :int(n)], -1, 0) > 0.5,
+                "classes": np.asarray(rec["classes"][i, :int(n)])})
+  return out
 
 
 def detector_card(detector: Detector, images: Any, *, batch_size: int = 8,

@@ -32,6 +32,7 @@ from jaxvision.models import ssd as ssd_lib
 from jaxvision.train import Task
 
 __all__ = ["model_init", "process_local_pipeline", "ssd_task", "faster_rcnn_task", "yolo_task",
+           "mask_rcnn_task",
            "segmentation_task",
            "pixel_cross_entropy", "SegmentationConfig", "SEGMENTATION_CONFIGS",
            "segmentation_learning_rate", "segmentation_experiment", "segmentation_table"]
@@ -208,6 +209,44 @@ def faster_rcnn_task(spec: DetectorSpec, train_data, *, optimizer: optax.Gradien
                               batch["num_boxes"], rng, rpn_batch=rpn_batch,
                               rois_per_image=rois_per_image,
                               positive_fraction=positive_fraction)
+
+  return _task(spec, model, loss_fn, train_data, optimizer=optimizer, test_data=test_data,
+               evaluator=(Detector, evaluate_detector), eval_batch_size=eval_batch_size,
+               initial_variables=initial_variables)
+
+
+def mask_rcnn_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransformation,
+                   rpn_batch: int = 256, rois_per_image: int = 64,
+                   positive_fraction: float = 0.25, test_data=None, eval_batch_size: int = 8,
+                   initial_variables=None, zoom: tuple[float, float] | None = None,
+                   zoom_probability: float = 0.5, color_jitter: float = 0.0,
+                   noise_std: float = 0.0) -> Task:
+  """The Mask R-CNN training task (He et al. 2017): :func:`faster_rcnn_task`'s losses plus
+  the mask loss (:func:`jaxvision.models.mask_rcnn.losses`). Records need the semantic
+  ``"mask"`` ``[H, W]`` (the scenes' and the book's segmentation layout); instance maps are
+  built from it and the boxes and zoomed together with the image."""
+  from jaxvision.models import mask_rcnn  # pylint: disable=import-outside-toplevel
+  _check_photometric(color_jitter, noise_std)
+  model = spec_model(spec)
+  if not isinstance(model, mask_rcnn.MaskRCNN):
+    raise ValueError(f"`spec.model` must be a MaskRCNN variant, got {spec.model!r}.")
+  train_data = _fields(train_data, ("image", "boxes", "classes", "num_boxes", "mask"))
+
+  def loss_fn(params, batch_stats, batch, rng):
+    rng, rng_aug = jax.random.split(rng)
+    boxes = batch["boxes"].astype(jnp.float32)
+    inst = mask_rcnn.instance_masks(batch["mask"], boxes, batch["classes"])
+    g = inst.shape[-1]
+    both = {"image": jnp.concatenate([_images(batch["image"]), inst], axis=-1) * 255.0,
+            "boxes": boxes}
+    images, boxes = _augmented(both, rng_aug, zoom, zoom_probability, 0.0, 0.0)
+    images, inst = images[..., :-g], images[..., -g:]
+    rng_color, rng_noise = jax.random.split(jax.random.fold_in(rng_aug, 1))
+    images = _photometric(images, rng_color, rng_noise, color_jitter, noise_std)
+    return mask_rcnn.losses(model, params, batch_stats, images, boxes, batch["classes"],
+                            batch["num_boxes"], batch["mask"], rng, rpn_batch=rpn_batch,
+                            rois_per_image=rois_per_image,
+                            positive_fraction=positive_fraction, instances=inst)
 
   return _task(spec, model, loss_fn, train_data, optimizer=optimizer, test_data=test_data,
                evaluator=(Detector, evaluate_detector), eval_batch_size=eval_batch_size,

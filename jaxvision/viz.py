@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 __all__ = [
     "class_colours", "TileLayout", "save_detections", "save_scene_preview",
     "save_segmentation_triptychs", "hungarian_order", "save_confusion_matrix",
-    "save_line_plot",
+    "save_line_plot", "save_instance_masks", "instance_class_map",
 ]
 
 # Class id -> colour; class 0 (background) black, then well-separated colours
@@ -511,6 +511,40 @@ def _grid(path, tiles, captions, scales, *, cell_w, columns, title, detections, 
   _draw_legend(draw, placed, int(tops[-1]), legend_font)
   _save(canvas, path)
   return TileLayout((width, height), scales, origins)
+
+
+def instance_class_map(masks: Any, classes: Any, shape: Sequence[int]) -> np.ndarray:
+  """``[H, W]`` class ids painted from instance masks ``[k, H, W]`` (in order, so a later
+  instance covers an earlier one; detections come by decreasing score, so the most
+  confident is painted first and kept where it is alone); 0 elsewhere."""
+  out = np.zeros(tuple(shape), np.int32)
+  for m, c in zip(np.asarray(masks, bool), np.asarray(classes)):
+    if c > 0:
+      out[m & (out == 0)] = int(c)
+  return out
+
+
+def save_instance_masks(path: str | os.PathLike, images: Any, instances: Sequence[Mapping],
+                        ground_truth: Sequence[Mapping], gt_masks: Any, *,
+                        class_names: Sequence[str], title: str | None = None,
+                        columns: int = 4) -> TileLayout:
+  """Instance segmentation beside the ground truth, as one PNG: each image twice, the ground
+  truth (dashed boxes over the true class mask) and then the detections (solid boxes with
+  scores over their predicted masks, in class colours); see :func:`save_detections`.
+
+  ``instances``: per image ``{"boxes", "scores", "classes", "masks" [k, H, W] bool}``;
+  ``ground_truth``: per image ``{"boxes", "classes"}``; ``gt_masks``: ``[S, H, W]`` class ids.
+  """
+  images = _image_list(images)
+  tiles, dets, gts, maps = [], [], [], []
+  empty = {"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "classes": np.zeros(0, int)}
+  for im, inst, gt, gm in zip(images, instances, ground_truth, list(np.asarray(gt_masks))):
+    tiles += [im, im]
+    dets += [empty, inst]
+    gts += [gt, {"boxes": np.zeros((0, 4)), "classes": np.zeros(0, int)}]
+    maps += [np.asarray(gm), instance_class_map(inst["masks"], inst["classes"], im.shape[:2])]
+  return save_detections(path, tiles, dets, ground_truth=gts, class_names=class_names,
+                         masks=maps, columns=2 * max(1, int(columns) // 2), title=title)
 
 
 def save_scene_preview(path: str | os.PathLike, images: Any, boxes: Any = None,

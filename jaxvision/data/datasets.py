@@ -46,12 +46,12 @@ from jaxvision.data.tfds import (PETS_MASK_CLASSES, VOC_CLASSES, oxford_pets_sou
 
 __all__ = ["DATASETS", "TASKS", "Dataset", "load_dataset", "iterate_batches"]
 
-TASKS = ("detection", "segmentation")
+TASKS = ("detection", "segmentation", "instances")
 
 # Spec -> what it is and which tasks it serves; the keys are what `load_dataset` accepts
 # ("book:DIR" with a directory in place of DIR).
 DATASETS = {
-    "scenes": "MNIST-digit scenes, generated offline (detection, segmentation)",
+    "scenes": "MNIST-digit scenes, generated offline (detection, segmentation, instances)",
     "book:DIR": "the book's drinks layout in directory DIR (detection, segmentation)",
     "voc": "PASCAL VOC 2007 from TFDS, train / test (detection)",
     "voc2007": "PASCAL VOC 2007 from TFDS, train / test (detection)",
@@ -59,8 +59,11 @@ DATASETS = {
     "pets": "Oxford-IIIT Pet trimaps from TFDS, train / test (segmentation)",
 }
 
-_SPEC_TASKS = {"scenes": TASKS, "book": TASKS, "voc": ("detection",),
-               "voc2007": ("detection",), "voc2012": ("detection",), "pets": ("segmentation",)}
+# "instances": detection records plus the semantic "mask" (instance masks are the mask's
+# pixels of the box's class inside the box): Mask R-CNN's data, scenes only.
+_SPEC_TASKS = {"scenes": TASKS, "book": ("detection", "segmentation"),
+               "voc": ("detection",), "voc2007": ("detection",), "voc2012": ("detection",),
+               "pets": ("segmentation",)}
 _VOC_SPLITS = {"voc": (2007, "train", "test"), "voc2007": (2007, "train", "test"),
                "voc2012": (2012, "train", "validation")}
 _BOOK_FILES = {"detection": ("labels_train.csv", "labels_test.csv"),
@@ -211,8 +214,9 @@ def _check_count(value: Any, name: str) -> int:
 
 
 def _task_fields(task: str) -> tuple[str, ...]:
-  return (("image", "boxes", "classes", "num_boxes") if task == "detection"
-          else ("image", "mask"))
+  detection = ("image", "boxes", "classes", "num_boxes")
+  return {"detection": detection, "instances": detection + ("mask",)}.get(
+      task, ("image", "mask"))
 
 
 def _load_scenes(task, size, *, data_dir, scene_config, train_scenes, test_scenes, max_boxes,

@@ -10,6 +10,8 @@ from jaxvision.metrics.detection import average_precision_voc
 from jaxvision.metrics.detection import coco_map
 from jaxvision.metrics.detection import detection_summary
 from jaxvision.metrics.detection import image_detection_metrics
+from jaxvision.metrics.detection import mask_average_precision
+from jaxvision.metrics.detection import mask_iou
 from jaxvision.metrics.detection_diagnosis import MISS_REASONS
 from jaxvision.metrics.detection_diagnosis import anchor_coverage
 from jaxvision.metrics.detection_diagnosis import classify_misses
@@ -28,6 +30,7 @@ __all__ = [
     "contingency_matrix", "hungarian_accuracy", "many_to_one_accuracy",
     "normalized_mutual_info", "adjusted_rand_index", "evaluate_heads",
     "image_detection_metrics", "detection_summary", "average_precision_voc", "coco_map",
+    "mask_iou", "mask_average_precision",
     "anchor_coverage", "ground_truth_found", "classify_misses", "size_bucket", "MISS_REASONS",
     "confusion_matrix", "segmentation_metrics_from_confusion", "image_miou",
     "segmentation_summary", "segmentation_errors", "boundary_band", "object_confusion",

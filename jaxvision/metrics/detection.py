@@ -40,6 +40,7 @@ from jaxvision import _checks
 
 __all__ = [
     "image_detection_metrics", "detection_summary", "average_precision_voc", "coco_map",
+    "mask_iou", "mask_average_precision",
 ]
 
 # COCOeval's defaults, built exactly as pycocotools builds them (the same floats, so that
@@ -285,8 +286,10 @@ def _split_by_class(images, cls: int, with_scores: bool):
   return out
 
 
-def _voc_class_ap(preds, gts, cls: int, iou_threshold: float) -> float:
-  """VOC AP of one class that has at least one GT box."""
+def _voc_class_ap(preds, gts, cls: int, iou_threshold: float, pairwise=None) -> float:
+  """VOC AP of one class that has at least one GT box (``pairwise``: the IoU of two stacks
+  of whatever the images hold, boxes by default)."""
+  pairwise = _pairwise_iou if pairwise is None else pairwise
   gt_boxes = _split_by_class(gts, cls, with_scores=False)
   pred = _split_by_class(preds, cls, with_scores=True)
   num_gt = sum(b.shape[0] for b in gt_boxes)
@@ -296,7 +299,7 @@ def _voc_class_ap(preds, gts, cls: int, iou_threshold: float) -> float:
   index_in_image = np.concatenate([np.arange(p[0].shape[0]) for p in pred])
   scores = np.concatenate([p[1] for p in pred])
   order = np.argsort(-scores, kind="stable")
-  ious = [_pairwise_iou(p[0], g) for p, g in zip(pred, gt_boxes)]
+  ious = [pairwise(p[0], g) for p, g in zip(pred, gt_boxes)]
   taken = [np.zeros(g.shape[0], bool) for g in gt_boxes]
   tp = np.zeros(order.size, bool)
   for rank, d in enumerate(order):
@@ -486,3 +489,86 @@ def coco_map(
       "map75": float(np.mean(precision[:, at75])),
       "per_class": {c: float(np.mean(p)) for c, p in zip(classes, precision)},
   }
+
+
+# ---------------------------------------------------------------------------------------------
+# Instance masks.
+
+
+def mask_iou(masks1: Any, masks2: Any) -> np.ndarray:
+  """``[N, M]`` IoU of two stacks of boolean masks ``[N, H, W]`` and ``[M, H, W]``
+  (intersection over union of the pixel sets; 0 where both are empty).
+
+  >>> a = np.zeros((1, 2, 2), bool); a[0, 0] = True
+  >>> mask_iou(a, np.ones((1, 2, 2), bool)).tolist()
+  [[0.5]]
+  """
+  m1 = _as_masks(masks1, "masks1")
+  m2 = _as_masks(masks2, "masks2")
+  if m1.shape[1:] != m2.shape[1:]:
+    raise ValueError(f"`masks1` and `masks2` must have the same [H, W], got {m1.shape[1:]} "
+                     f"and {m2.shape[1:]}.")
+  return _pairwise_mask_iou(m1, m2)
+
+
+def _as_masks(x: Any, name: str) -> np.ndarray:
+  arr = np.asarray(x)
+  if arr.ndim != 3:
+    raise ValueError(f"`{name}` must be [N, H, W] masks, got shape {arr.shape}.")
+  return arr.astype(bool)
+
+
+def _pairwise_mask_iou(m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
+  a = m1.reshape(len(m1), -1).astype(np.float64)
+  b = m2.reshape(len(m2), -1).astype(np.float64)
+  inter = a @ b.T
+  union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+  return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def mask_average_precision(predictions: Any, ground_truths: Any, *,
+                           iou_threshold: float = 0.5) -> dict[str, Any]:
+  """VOC-style mask AP: :func:`average_precision_voc` with mask IoU in place of box IoU.
+
+  Args:
+    predictions: one dict per image, ``{"masks": [P, H, W] bool, "classes": [P], "scores":
+      [P]}``.
+    ground_truths: one dict per image, ``{"masks": [G, H, W] bool, "classes": [G]}``, the
+      same ``[H, W]`` as the image's predictions.
+    iou_threshold: the mask IoU needed for a match, in ``(0, 1]``.
+
+  Returns:
+    ``{"map": float, "per_class": {class: AP}}`` (NaN mAP when there is no ground truth).
+
+  >>> m = np.zeros((1, 4, 4), bool); m[0, :2, :2] = True
+  >>> mask_average_precision([{"masks": m, "classes": [1], "scores": [0.9]}],
+  ...                        [{"masks": m, "classes": [1]}])
+  {'map': 1.0, 'per_class': {1: 1.0}}
+  """
+  if not isinstance(iou_threshold, (int, float, np.number)) or isinstance(iou_threshold, bool):
+    raise TypeError(f"`iou_threshold` must be a float, got {iou_threshold!r}.")
+  if not 0.0 < iou_threshold <= 1.0:
+    raise ValueError(f"`iou_threshold` must be in (0, 1], got {iou_threshold}.")
+  if len(predictions) != len(ground_truths):
+    raise ValueError(f"`predictions` and `ground_truths` must have one entry per image, got "
+                     f"{len(predictions)} and {len(ground_truths)}.")
+  preds, gts = [], []
+  for i, (p, g) in enumerate(zip(predictions, ground_truths)):
+    pm, gm = _as_masks(p["masks"], f"predictions[{i}]['masks']"), _as_masks(
+        g["masks"], f"ground_truths[{i}]['masks']")
+    if len(pm) and len(gm) and pm.shape[1:] != gm.shape[1:]:
+      raise ValueError(f"image {i}: predicted masks {pm.shape[1:]} and ground-truth masks "
+                       f"{gm.shape[1:]} differ in size.")
+    preds.append((pm, _as_classes(p["classes"], f"predictions[{i}]['classes']", len(pm)),
+                  _as_scores(p["scores"], f"predictions[{i}]['scores']", len(pm))))
+    gts.append((gm, _as_classes(g["classes"], f"ground_truths[{i}]['classes']", len(gm))))
+
+  def pairwise(a, b):
+    if not len(a) or not len(b):
+      return np.zeros((len(a), len(b)))
+    return _pairwise_mask_iou(a, b)
+
+  per_class = {c: _voc_class_ap(preds, gts, c, float(iou_threshold), pairwise)
+               for c in _classes_with_gt(gts)}
+  mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
+  return {"map": mean, "per_class": per_class}

@@ -22,6 +22,7 @@ from jaxvision.models.ssd import SSD, SSDBook, SSDSmall, SSDSmallP2, SSDTiny, fe
 from jaxvision.models.fcn import FCN, FCNBook, FCNMedium, FCNSmall, FCNTiny, SubpixelConvTranspose
 from jaxvision.models.segnet import SegNet, SegNetSmall, SegNetTiny
 from jaxvision.models.faster_rcnn import FasterRCNN, FasterRCNNSmall, FasterRCNNTiny
+from jaxvision.models.mask_rcnn import MaskRCNN, MaskRCNNSmall, MaskRCNNTiny
 from jaxvision.models.yolo import YOLO, YOLOSmall, YOLOTiny
 from jaxvision.models.unet import UNet, UNetSmall, UNetTiny
 
@@ -50,4 +51,5 @@ __all__ = [
     "UNet", "UNetSmall", "UNetTiny",
     "FasterRCNN", "FasterRCNNSmall", "FasterRCNNTiny",
     "YOLO", "YOLOSmall", "YOLOTiny",
+    "MaskRCNN", "MaskRCNNSmall", "MaskRCNNTiny",
 ]

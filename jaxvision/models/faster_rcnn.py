@@ -204,9 +204,12 @@ class FasterRCNN(nn.Module):
     return rpn_anchors(image_size, feature_size, self.anchor_sizes, self.aspect_ratios)
 
   def __call__(self, x: jax.Array, *, train: bool) -> dict[str, jax.Array]:
-    """Every output on ``x [B, H, W, 3]``: ``objectness``, ``rpn_offsets``, ``proposals
-    [B, P, 4]``, ``proposal_valid``, ``classes [B, P, C]`` logits, ``offsets [B, P, C,
-    4]``."""
+    """Every output on ``x [B, H, W, 3]``: ``features``, ``objectness``, ``rpn_offsets``,
+    ``proposals [B, P, 4]``, ``proposal_valid``, ``classes [B, P, C]`` logits, ``offsets
+    [B, P, C, 4]``."""
+    return self._forward(x, train=train)
+
+  def _forward(self, x, *, train):
     image_size = x.shape[1:3]
     f = self.features(x, train=train)
     objectness, rpn_offsets = self.rpn(f)
@@ -217,8 +220,9 @@ class FasterRCNN(nn.Module):
         num_proposals=self.proposals_train if train else self.proposals_test,
         nms_iou=self.rpn_nms_iou)
     logits, offsets = self.head(f, proposals, image_size=image_size)
-    return {"objectness": objectness, "rpn_offsets": rpn_offsets, "proposals": proposals,
-            "proposal_valid": valid, "classes": logits, "offsets": offsets}
+    return {"features": f, "objectness": objectness, "rpn_offsets": rpn_offsets,
+            "proposals": proposals, "proposal_valid": valid, "classes": logits,
+            "offsets": offsets}
 
   def detect(self, x: jax.Array, *, score_threshold: float, nms_iou: float,
              max_detections: int) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
@@ -226,8 +230,11 @@ class FasterRCNN(nn.Module):
     on ``x`` (inference mode): every proposal's every foreground class whose softmax
     probability is ``> score_threshold``, its class-specific box clipped to the image, then
     class-aware NMS at ``nms_iou``; padding rows are class -1, score 0."""
-    out = self(x, train=False)
-    image_size = x.shape[1:3]
+    return self._postprocess(self._forward(x, train=False), x.shape[1:3],
+                             score_threshold=score_threshold, nms_iou=nms_iou,
+                             max_detections=max_detections)
+
+  def _postprocess(self, out, image_size, *, score_threshold, nms_iou, max_detections):
     probs = jax.nn.softmax(out["classes"], axis=-1)[..., 1:]  # [B, P, C - 1]
     b, p, c = probs.shape
     boxes = ops.decode_boxes(out["offsets"][:, :, 1:], out["proposals"][:, :, None],
@@ -313,7 +320,8 @@ def sample_rois(proposals: jax.Array, proposal_valid: jax.Array, boxes: jax.Arra
 
   Returns ``{"rois" [B, R, 4], "labels" [B, R] int32 (0 background), "offsets" [B, R, 4]
   (``BOX_VARIANCES`` targets of the matched box), "weight" [B, R] (1 for a sampled row, 0 for
-  filler when too few ROIs are eligible)}``.
+  filler when too few ROIs are eligible), "gt_index" [B, R] (the best ground-truth row)}``.
+  The sampled foreground rows come first (at most ``rois_per_image * positive_fraction``).
   """
   gt_valid = jnp.arange(boxes.shape[1]) < jnp.asarray(num_boxes)[:, None]
   rois = jnp.concatenate([proposals, boxes], axis=1)
@@ -333,14 +341,19 @@ def sample_rois(proposals: jax.Array, proposal_valid: jax.Array, boxes: jax.Arra
   gt = jnp.take_along_axis(boxes, g[..., None], axis=1)
   gt = jnp.where(is_fg[..., None], gt, picked)
   offsets = ops.encode_boxes(gt, picked, variances=BOX_VARIANCES)
-  return {"rois": picked, "labels": labels, "offsets": offsets, "weight": weight}
+  return {"rois": picked, "labels": labels, "offsets": offsets, "weight": weight,
+          "gt_index": g}
 
 
 def losses(model: FasterRCNN, params, batch_stats, images: jax.Array, boxes: jax.Array,
            classes: jax.Array, num_boxes: jax.Array, rng: jax.Array, *, rpn_batch: int = 256,
-           rois_per_image: int = 64, positive_fraction: float = 0.25, huber_delta: float = 1.0
+           rois_per_image: int = 64, positive_fraction: float = 0.25, huber_delta: float = 1.0,
+           extra_loss: Callable[..., jax.Array] | None = None
            ) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any]]:
   """The four Faster R-CNN losses on a batch (training mode).
+
+  ``extra_loss(variables, features, sampled, image_size)``, if given, is added to the total
+  (Mask R-CNN's mask loss; ``sampled`` is :func:`sample_rois`' dict).
 
   Returns ``(total, (parts, new_batch_stats))`` with ``parts`` ``rpn_objectness``,
   ``rpn_box``, ``classification``, ``box``, ``num_foreground`` (mean foreground ROIs per
@@ -377,6 +390,8 @@ def losses(model: FasterRCNN, params, batch_stats, images: jax.Array, boxes: jax
   fg = (s["labels"] > 0).astype(jnp.float32) * s["weight"]
   box = jnp.sum(ops.smooth_l1_loss(own, s["offsets"], delta=huber_delta) * fg) / n_roi
   total = rpn_objectness + rpn_box + classification + box
+  if extra_loss is not None:
+    total = total + extra_loss(variables, feats, s, image_size)
   parts = {"rpn_objectness": rpn_objectness, "rpn_box": rpn_box,
            "classification": classification, "box": box,
            "num_foreground": jnp.sum(fg) / images.shape[0]}

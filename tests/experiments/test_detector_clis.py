@@ -13,7 +13,10 @@ from experiments import detectors, faster_rcnn, yolo
 from jaxvision.inference import Detector
 from tests.experiments._data import blob_digits
 
-_CLIS = {"faster_rcnn": (faster_rcnn, "FasterRCNNTiny"), "yolo": (yolo, "YOLOTiny")}
+# id -> (CLI module, config, model)
+_CLIS = {"faster_rcnn": (faster_rcnn, "tiny", "FasterRCNNTiny"),
+         "mask_rcnn": (faster_rcnn, "mask_tiny", "MaskRCNNTiny"),
+         "yolo": (yolo, "tiny", "YOLOTiny")}
 
 
 @pytest.fixture(scope="module")
@@ -23,35 +26,36 @@ def digits():
 
 @pytest.fixture(scope="module", params=sorted(_CLIS))
 def trained(request, tmp_path_factory, digits):
-  cli, model = _CLIS[request.param]
+  cli, config, model = _CLIS[request.param]
   root = tmp_path_factory.mktemp(request.param)
   workdir, record = root / "work", root / "record.json"
   # Score threshold 0: after 3 steps no class reaches 0.5 (see tests/experiments/test_ssd.py).
-  results = cli.main(["--config", "tiny", "--workdir", str(workdir), "--record", str(record),
+  results = cli.main(["--config", config, "--workdir", str(workdir), "--record", str(record),
                       "--score-threshold", "0", "--no-progress"], digits=digits)
-  return request.param, cli, model, results, workdir, record
+  return config, cli, model, results, workdir, record
 
 
 def test_train_writes_results_weights_png_and_record(trained):
-  name, cli, model, results, workdir, record = trained
-  assert results["final_step"] == cli.CONFIGS["tiny"].steps
+  config, cli, model, results, workdir, record = trained
+  assert results["final_step"] == cli.CONFIGS[config].steps
   for key in ("map50", "map", "precision", "recall"):
     assert 0.0 <= results[key] <= 1.0, key
-  assert results["command"].startswith(f"python -m experiments.{name}")
+  assert results["command"].startswith(f"python -m {cli.__name__}")
+  assert ("mask_map50" in results) == (model == "MaskRCNNTiny")
   with Image.open(workdir / "predictions.png") as im:
     assert im.format == "PNG" and im.width >= 320
   assert json.loads(record.read_text())["runs"][0]["map50"] == results["map50"]
   det = Detector.load(workdir)
   assert det.end_to_end and det.spec.model == model and det.spec.nms == "per_class"
-  assert det.spec.training["steps"] == cli.CONFIGS["tiny"].steps
+  assert det.spec.training["steps"] == cli.CONFIGS[config].steps
 
 
 def test_evaluate_reproduces_the_trained_numbers(trained, digits, tmp_path):
   _, cli, _, results, workdir, _ = trained
   again = cli.main(["--evaluate", "--restore-weights", str(workdir), "--workdir",
                     str(tmp_path)], digits=digits)
-  for key in ("map50", "map", "precision", "recall", "miou"):
-    assert again[key] == pytest.approx(results[key], abs=1e-6), key
+  for key in ("map50", "map", "precision", "recall", "miou", "mask_map50"):
+    assert again.get(key) == pytest.approx(results.get(key), abs=1e-6), key
 
 
 def test_predict_on_files_of_any_size(trained, tmp_path, capsys):

@@ -208,7 +208,9 @@ def test_detector_path_saves_loads_and_detects(tiny, tmp_path):
   spec = DetectorSpec(model="FasterRCNNTiny", num_classes=4, image_size=(48, 64),
                       nms="per_class", score_threshold=0.0, nms_iou=0.5, max_detections=6)
   det = Detector(spec, variables)
-  assert det.end_to_end
+  assert det.end_to_end and not det.has_masks
+  with pytest.raises(ValueError, match="no mask head"):
+    det.detect_instances(np.zeros((1, 48, 64, 3), np.uint8))
   det.save(tmp_path / "w.msgpack")
   again = Detector.load(tmp_path / "w.msgpack")
   image = np.random.default_rng(1).integers(0, 255, (96, 128, 3), dtype=np.uint8)
