@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from typing import Any
@@ -41,8 +40,8 @@ def _scenes(spec, data_dir, num):
 def table(rows: list[dict[str, Any]]) -> str:
   """Markdown: one row per detector."""
   head = ("| detector | model | params | train images/s | inference images/s | mAP@0.5 | "
-          "COCO mAP | precision | recall | training wall (s) | steps |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|\n")
+          "COCO mAP | precision | recall | mask AP@0.5 | training wall (s) | steps |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
   f = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
   lines = []
   for r in rows:
@@ -50,7 +49,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines.append(f"| {r['name']} | {r['model']} | {r['params']:,} | "
                  f"{f(r['train_images_per_s'], 1)} | {f(r['inference_images_per_s'], 1)} | "
                  f"{f(m.get('map50'))} | {f(m.get('map'))} | {f(m.get('precision'))} | "
-                 f"{f(m.get('recall'))} | {f(r['train_wall_seconds'], 0)} | "
+                 f"{f(m.get('recall'))} | {f(m.get('mask_map50'))} | "
+                 f"{f(r['train_wall_seconds'], 0)} | "
                  f"{r['train_steps'] or '-'} |")
   return head + "\n".join(lines) + "\n"
 
@@ -86,8 +86,10 @@ def main(argv=None) -> list[dict[str, Any]]:
           f"{card['inference_images_per_s']:.1f} inference images/s", flush=True)
   text = table(rows)
   command = experiment.command_line(argv, "experiments.detectors")
-  text += (f"\nMeasured {time.strftime('%Y-%m-%d')} on {platform.processor() or 'cpu'} "
-           f"({os.cpu_count()} cores): `{command}`\n")
+  where = experiment.machine()
+  text += (f"\nMeasured {time.strftime('%Y-%m-%d')} on {where.get('cpu', 'cpu')} "
+           f"({where.get('cpu_cores', os.cpu_count())} cores, {where.get('backend')}): "
+           f"`{command}`\n")
   print(text, end="")
   if args.out:
     with open(args.out, "w", encoding="utf-8") as f:

@@ -23,8 +23,8 @@ Configs (``--config``):
   training, 64 in inference; 7 x 7 ROI Align, two 256-wide layers), 256 RPN anchors and 64
   ROIs per image, batch 16, 2500 steps, Adam 3e-3 with warm-up and cosine decay, class-aware
   NMS at IoU 0.5, score 0.5.
-* ``mask_cpu``: ``cpu`` with MaskRCNNSmall (a 14 x 14 ROI Align mask head, two 64-wide 3x3
-  convs, 2x upsampling to 28 x 28 masks, one per class).
+* ``mask_cpu``: ``cpu`` with MaskRCNNSmall (a 7 x 7 ROI Align mask head, two 32-wide 3x3
+  convs, 2x upsampling to 14 x 14 masks, one per class), 1500 steps.
 * ``tiny`` / ``mask_tiny``: 48 x 64, FasterRCNNTiny / MaskRCNNTiny, a few steps (tests).
 """
 
@@ -78,7 +78,7 @@ class FasterRCNNConfig:
 
 CONFIGS: dict[str, FasterRCNNConfig] = {
     "cpu": FasterRCNNConfig(steps=2500, eval_every=1250),
-    "mask_cpu": FasterRCNNConfig(model="MaskRCNNSmall", steps=2500, eval_every=1250),
+    "mask_cpu": FasterRCNNConfig(model="MaskRCNNSmall", steps=1500, eval_every=750),
     "tiny": FasterRCNNConfig(model="FasterRCNNTiny", image_size=(48, 64), digit_size=(0.3, 0.7),
                              num_digits=(1, 3), train_scenes=32, test_scenes=8, batch_size=4,
                              steps=3, rpn_batch=32, rois_per_image=8, checkpoint_every=2,

@@ -325,6 +325,7 @@ def save_detections(
     max_tile: int = 640,
     title: str | None = None,
     side_by_side: bool = False,
+    captions: Sequence[str] | None = None,
 ) -> TileLayout:
   """Writes a grid of images with predicted and ground-truth boxes, labelled, as one PNG.
 
@@ -358,6 +359,7 @@ def save_detections(
       the ground truth alone and then the predictions alone (crowded scenes stay readable);
       ``columns`` then counts tiles, two per image (rounded up to an even number so a
       pair shares a row), and the layout's ``scales`` and ``origins`` are per tile.
+    captions: one caption per tile in place of the automatic ones.
 
   Returns:
     The :class:`TileLayout` (image size, magnifications and top-left corner of each tile).
@@ -373,6 +375,7 @@ def save_detections(
   """
   images = _image_list(images)
   count = len(images)
+  given_captions = captions
   class_names = [str(n) for n in class_names]
   if not class_names:
     raise ValueError("`class_names` must name at least the background class 0.")
@@ -414,6 +417,10 @@ def save_detections(
         if ground_truth is not None:
           caption += f"{',' if detections is not None else ':'} {len(truths[i][0])} true"
         captions.append(caption)
+  if given_captions is not None:
+    if len(given_captions) != len(tiles):
+      raise ValueError(f"`captions` has {len(given_captions)} entries for {len(tiles)} tiles.")
+    captions = [str(c) for c in given_captions]
   return _grid(path, tiles, captions, tile_scales, cell_w=cell_w, columns=columns, title=title,
                detections=detections, ground_truth=ground_truth, scores=scores, masks=masks,
                preds=preds, truths=truths, class_names=class_names, colours=colours)
@@ -536,15 +543,19 @@ def save_instance_masks(path: str | os.PathLike, images: Any, instances: Sequenc
   ``ground_truth``: per image ``{"boxes", "classes"}``; ``gt_masks``: ``[S, H, W]`` class ids.
   """
   images = _image_list(images)
-  tiles, dets, gts, maps = [], [], [], []
+  tiles, dets, gts, maps, captions = [], [], [], [], []
   empty = {"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "classes": np.zeros(0, int)}
   for im, inst, gt, gm in zip(images, instances, ground_truth, list(np.asarray(gt_masks))):
     tiles += [im, im]
     dets += [empty, inst]
     gts += [gt, {"boxes": np.zeros((0, 4)), "classes": np.zeros(0, int)}]
     maps += [np.asarray(gm), instance_class_map(inst["masks"], inst["classes"], im.shape[:2])]
+    i = len(captions) // 2
+    captions += [f"image {i}: ground truth ({len(gt['classes'])})",
+                 f"image {i}: predicted ({len(inst['classes'])})"]
   return save_detections(path, tiles, dets, ground_truth=gts, class_names=class_names,
-                         masks=maps, columns=2 * max(1, int(columns) // 2), title=title)
+                         masks=maps, columns=2 * max(1, int(columns) // 2), title=title,
+                         captions=captions)
 
 
 def save_scene_preview(path: str | os.PathLike, images: Any, boxes: Any = None,
