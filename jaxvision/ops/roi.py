@@ -63,6 +63,7 @@ between tied values).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -261,6 +262,11 @@ def roi_align(
                     padded).astype(out_dtype)
 
 
+# Jitted with the configuration static: eagerly, the weight construction dispatches and
+# compiles dozens of small ops one by one (measured 1.4-3.4 s per call on tiny inputs against
+# 0.24 s for the compiled program); under an outer jit this is inlined.
+@functools.partial(jax.jit, static_argnames=("out_hw", "scale", "sampling_ratio", "aligned",
+                                             "padded"))
 def _roi_align(features, rois, out_hw, scale, sampling_ratio, aligned, padded):
   batch, height, width, _ = features.shape
   if padded:
@@ -392,6 +398,7 @@ def _bin_edges(start, end, out, length):
   return jnp.clip(lo, 0, length), jnp.clip(hi, 0, length)
 
 
+@functools.partial(jax.jit, static_argnames=("out_hw", "scale"))
 def _roi_pool(features, image, coords, out_hw, scale):
   batch, height, width, channels = features.shape
   out_h, out_w = out_hw

@@ -13,9 +13,11 @@ from experiments import detectors, faster_rcnn, yolo
 from jaxvision.inference import Detector
 from tests.experiments._data import blob_digits
 
-# id -> (CLI module, config, model)
-_CLIS = {"faster_rcnn": (faster_rcnn, "tiny", "FasterRCNNTiny"),
-         "mask_rcnn": (faster_rcnn, "mask_tiny", "MaskRCNNTiny"),
+# id -> (CLI module, config, model). experiments.faster_rcnn's Faster R-CNN configs run the
+# same CLI and box machinery as its mask_tiny (a FasterRCNN subclass plus the mask head); the
+# plain `tiny` config is left out for CI time (it is the one the experiments' defaults use,
+# and tests/models/test_faster_rcnn.py covers the model, its Detector and the task's loss).
+_CLIS = {"mask_rcnn": (faster_rcnn, "mask_tiny", "MaskRCNNTiny"),
          "yolo": (yolo, "tiny", "YOLOTiny")}
 
 

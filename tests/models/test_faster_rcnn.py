@@ -228,3 +228,28 @@ def test_bad_num_classes():
   model = models.FasterRCNNTiny(num_classes=1)
   with pytest.raises(ValueError, match="`num_classes`"):
     model.init(jax.random.key(0, impl="rbg"), jnp.zeros((1, 48, 64, 3)), train=False)
+
+
+def test_faster_rcnn_task_loss_and_bad_arguments(tiny):
+  from jaxvision.data import ArraySource
+  from jaxvision.tasks import faster_rcnn_task
+  model, variables = tiny
+  images, boxes, classes, num = _scene(np.random.default_rng(0))
+  data = ArraySource({"image": np.asarray(images * 255, np.uint8), "boxes": np.asarray(boxes),
+                      "classes": np.asarray(classes), "num_boxes": np.asarray(num)})
+  spec = DetectorSpec(model="FasterRCNNTiny", num_classes=4, image_size=(48, 64),
+                      nms="per_class")
+  task = faster_rcnn_task(spec, data, optimizer=optax.adam(1e-3), rpn_batch=32,
+                          rois_per_image=8, zoom=(0.8, 1.25), color_jitter=0.2)
+  batch = next(iter(task.train_iter(0, 2)))
+  loss, (parts, stats) = jax.jit(task.loss_fn)(variables["params"], variables["batch_stats"],
+                                               batch, jax.random.key(1))
+  assert np.isfinite(float(loss)) and float(parts["num_foreground"]) >= 1
+  for kwargs, match in ((dict(rpn_batch=0), "`rpn_batch`"),
+                        (dict(positive_fraction=0.0), "`positive_fraction`"),
+                        (dict(color_jitter=1.5), "`color_jitter`")):
+    with pytest.raises(ValueError, match=match):
+      faster_rcnn_task(spec, data, optimizer=optax.adam(1e-3), **kwargs)
+  with pytest.raises(ValueError, match="FasterRCNN variant"):
+    faster_rcnn_task(DetectorSpec(model="YOLOTiny", num_classes=4, image_size=(48, 64)), data,
+                     optimizer=optax.adam(1e-3))

@@ -151,7 +151,7 @@ def test_roi_align_dtypes():
                                                 output_size=2), rtol=1e-5)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(st.floats(0.0, 5.0), st.floats(0.0, 5.0), st.floats(1.5, 5.0), st.floats(1.5, 5.0),
        st.integers(1, 4), st.integers(-1, 3), st.booleans())
 def test_constant_map_inside_the_map_is_constant(x, y, w, h, out, sr, aligned):
@@ -163,7 +163,7 @@ def test_constant_map_inside_the_map_is_constant(x, y, w, h, out, sr, aligned):
       rtol=1e-5)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.integers(1, 3), st.integers(1, 4), st.integers(-1, 2))
 def test_roi_align_oracle_property(seed, batch, out, sr):
   rng = np.random.default_rng(seed)
@@ -247,8 +247,8 @@ def test_fpn_levels_match_the_oracle_and_paper():
 def test_multiscale_roi_align_matches_the_oracle():
   rng = np.random.default_rng(7)
   maps = [rng.normal(size=(2, 64 // s, 96 // s, 3)).astype(np.float32) for s in (4, 8, 16, 32)]
-  rois = _rois(rng, 40, 2, lo=-10, hi=60)
-  rois[:8, 1:] = [0, 0, 40, 60]  # large boxes, top levels
+  rois = _rois(rng, 24, 2, lo=-10, hi=60)
+  rois[:6, 1:] = [0, 0, 40, 60]  # large boxes, top levels
   want = ref.multiscale_roi_align(maps, rois, output_size=3,
                                   spatial_scales=[1 / 4, 1 / 8, 1 / 16, 1 / 32],
                                   canonical_scale=16, canonical_level=4)
