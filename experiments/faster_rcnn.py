@@ -38,7 +38,7 @@ from typing import Any, Mapping
 import optax
 
 from jaxvision import experiment, models
-from jaxvision.inference import DetectorSpec
+from jaxvision.inference import DetectorSpec, spec_model
 from jaxvision.models import faster_rcnn
 from jaxvision.tasks import faster_rcnn_task, mask_rcnn_task
 
@@ -93,19 +93,14 @@ def learning_rate(cfg: FasterRCNNConfig):
                                             cfg.steps)
 
 
-def _is_mask_model(name: str) -> bool:
-  factory = getattr(models, str(name), None)
-  return isinstance(getattr(factory, "func", factory), type) and issubclass(
-      getattr(factory, "func", factory), models.MaskRCNN)
-
-
 def build(cfg: FasterRCNNConfig, data, initial_variables):
   spec = DetectorSpec(model=cfg.model, num_classes=len(data.class_names),
                       image_size=cfg.image_size, class_names=tuple(data.class_names),
                       variances=faster_rcnn.BOX_VARIANCES, nms="per_class",
                       score_threshold=cfg.score_threshold, nms_iou=cfg.nms_iou,
                       max_detections=cfg.max_detections)
-  make_task = mask_rcnn_task if _is_mask_model(cfg.model) else faster_rcnn_task
+  make_task = (mask_rcnn_task if isinstance(spec_model(spec), models.MaskRCNN)
+               else faster_rcnn_task)
   task = make_task(spec, data.train, optimizer=optax.adam(learning_rate(cfg)),
                    rpn_batch=cfg.rpn_batch, rois_per_image=cfg.rois_per_image,
                    positive_fraction=cfg.positive_fraction, zoom=cfg.zoom,

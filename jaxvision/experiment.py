@@ -356,12 +356,14 @@ def _predictor_class(kind: str):
 
 def _load_data(exp: PredictorExperiment, cfg, dataset: str, data_dir, *, digits=None,
                train: bool = True):
+  from jaxvision import inference  # pylint: disable=import-outside-toplevel
   from jaxvision.data import datasets, scenes  # pylint: disable=import-outside-toplevel
   scene_config = scenes.SceneConfig(image_size=tuple(cfg.image_size),
                                     digit_size=tuple(cfg.digit_size),
                                     num_digits=tuple(cfg.num_digits))
   task = "detection" if exp.kind == "detector" else "segmentation"
-  if exp.kind == "detector" and _has_masks(cfg.model):
+  if exp.kind == "detector" and inference._model_can(  # pylint: disable=protected-access
+      cfg.model, "detect_masks"):
     task = "instances"
   try:
     return datasets.load_dataset(dataset, task=task, image_size=tuple(cfg.image_size),
@@ -381,12 +383,6 @@ def _config_from(exp: PredictorExperiment, name: str, fields: Mapping[str, Any])
                else tuple(v) if isinstance(v, list) else v)
            for k, v in fields.items() if k in known}
   return dataclasses.replace(base, **clean)
-
-
-def _has_masks(model_name: str) -> bool:
-  from jaxvision import models  # pylint: disable=import-outside-toplevel
-  factory = getattr(models, str(model_name), None)
-  return callable(getattr(getattr(factory, "func", factory), "detect_masks", None))
 
 
 def _pictures(exp: PredictorExperiment, predictor, data, paths: Sequence[str], count: int):

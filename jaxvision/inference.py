@@ -48,20 +48,20 @@ def spec_model(spec):
   """The flax module a :class:`DetectorSpec` or :class:`SegmenterSpec` describes (a
   detector with ``len(spec.aspect_ratios) + 1`` anchors per point)."""
   if isinstance(spec, DetectorSpec):
-    if _end_to_end(spec.model):  # its anchors (if any) are the model's own attributes
+    if _model_can(spec.model, "detect"):  # its anchors (if any) are the model's own attributes
       return build_model(spec.model, spec.num_classes)
     return build_model(spec.model, spec.num_classes,
                        anchors_per_point=len(spec.aspect_ratios) + 1)
   return build_model(spec.model, spec.num_classes)
 
 
-def _end_to_end(name: str) -> bool:
-  """Whether ``jaxvision.models.<name>`` detects itself: padded detections from its own
-  ``detect(x, *, score_threshold, nms_iou, max_detections)`` method (Faster R-CNN, YOLO)
-  rather than SSD anchors + :func:`jaxvision.models.ssd.postprocess`."""
+def _model_can(name: str, method: str) -> bool:
+  """Whether the class behind ``jaxvision.models.<name>`` (a module or a partial of one) has
+  ``method``: ``"detect"`` for detectors that detect themselves (Faster R-CNN, YOLO: padded
+  detections from ``detect(x, *, score_threshold, nms_iou, max_detections)`` rather than SSD
+  anchors + :func:`jaxvision.models.ssd.postprocess`), ``"detect_masks"`` for Mask R-CNN."""
   factory = getattr(models, str(name), None)
-  cls = getattr(factory, "func", factory)
-  return callable(getattr(cls, "detect", None))
+  return callable(getattr(getattr(factory, "func", factory), method, None))
 
 
 def _pair(value, name) -> tuple[int, int]:
@@ -302,7 +302,7 @@ class Detector(_Predictor):
     """Whether the model detects itself (Faster R-CNN, YOLO): then it has no SSD
     :attr:`anchors` and no :meth:`dense_outputs`; :meth:`__call__` and :meth:`detect` work
     the same for every detector."""
-    return _end_to_end(self.spec.model)
+    return _model_can(self.spec.model, "detect")
 
   @property
   def anchors(self) -> jax.Array:
@@ -400,8 +400,7 @@ class Detector(_Predictor):
   @property
   def has_masks(self) -> bool:
     """Whether the model also segments its detections (Mask R-CNN: ``detect_masks``)."""
-    factory = getattr(models, str(self.spec.model), None)
-    return callable(getattr(getattr(factory, "func", factory), "detect_masks", None))
+    return _model_can(self.spec.model, "detect_masks")
 
   def detect_instances(self, images: Any, *, batch_size: int = 8,
                        score_threshold: float | None = None,
