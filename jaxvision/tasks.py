@@ -177,6 +177,16 @@ def ssd_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransfo
                initial_variables=initial_variables)
 
 
+def _check_two_stage(rpn_batch, rois_per_image, positive_fraction, color_jitter, noise_std):
+  """The sampling and augmentation arguments of the Faster / Mask R-CNN tasks."""
+  _check_photometric(color_jitter, noise_std)
+  for name, v in (("rpn_batch", rpn_batch), ("rois_per_image", rois_per_image)):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+      raise ValueError(f"`{name}` must be a positive int, got {v!r}.")
+  if not 0.0 < float(positive_fraction) <= 1.0:
+    raise ValueError(f"`positive_fraction` must be in (0, 1], got {positive_fraction!r}.")
+
+
 def faster_rcnn_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientTransformation,
                      rpn_batch: int = 256, rois_per_image: int = 64,
                      positive_fraction: float = 0.25, test_data=None, eval_batch_size: int = 8,
@@ -190,12 +200,7 @@ def faster_rcnn_task(spec: DetectorSpec, train_data, *, optimizer: optax.Gradien
   :func:`ssd_task`.
   """
   from jaxvision.models import faster_rcnn  # pylint: disable=import-outside-toplevel
-  _check_photometric(color_jitter, noise_std)
-  for name, v in (("rpn_batch", rpn_batch), ("rois_per_image", rois_per_image)):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-      raise ValueError(f"`{name}` must be a positive int, got {v!r}.")
-  if not 0.0 < float(positive_fraction) <= 1.0:
-    raise ValueError(f"`positive_fraction` must be in (0, 1], got {positive_fraction!r}.")
+  _check_two_stage(rpn_batch, rois_per_image, positive_fraction, color_jitter, noise_std)
   model = spec_model(spec)
   if not isinstance(model, faster_rcnn.FasterRCNN):
     raise ValueError(f"`spec.model` must be a FasterRCNN variant, got {spec.model!r}.")
@@ -226,7 +231,7 @@ def mask_rcnn_task(spec: DetectorSpec, train_data, *, optimizer: optax.GradientT
   ``"mask"`` ``[H, W]`` (the scenes' and the book's segmentation layout); instance maps are
   built from it and the boxes and zoomed together with the image."""
   from jaxvision.models import mask_rcnn  # pylint: disable=import-outside-toplevel
-  _check_photometric(color_jitter, noise_std)
+  _check_two_stage(rpn_batch, rois_per_image, positive_fraction, color_jitter, noise_std)
   model = spec_model(spec)
   if not isinstance(model, mask_rcnn.MaskRCNN):
     raise ValueError(f"`spec.model` must be a MaskRCNN variant, got {spec.model!r}.")

@@ -352,8 +352,9 @@ def losses(model: FasterRCNN, params, batch_stats, images: jax.Array, boxes: jax
            ) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any]]:
   """The four Faster R-CNN losses on a batch (training mode).
 
-  ``extra_loss(variables, features, sampled, image_size)``, if given, is added to the total
-  (Mask R-CNN's mask loss; ``sampled`` is :func:`sample_rois`' dict).
+  ``extra_loss(variables, features, sampled, image_size) -> (loss, parts)``, if given: its
+  loss is added to the total and its parts to ``parts`` (Mask R-CNN's mask loss; ``sampled``
+  is :func:`sample_rois`' dict).
 
   Returns ``(total, (parts, new_batch_stats))`` with ``parts`` ``rpn_objectness``,
   ``rpn_box``, ``classification``, ``box``, ``num_foreground`` (mean foreground ROIs per
@@ -390,10 +391,12 @@ def losses(model: FasterRCNN, params, batch_stats, images: jax.Array, boxes: jax
   fg = (s["labels"] > 0).astype(jnp.float32) * s["weight"]
   box = jnp.sum(ops.smooth_l1_loss(own, s["offsets"], delta=huber_delta) * fg) / n_roi
   total = rpn_objectness + rpn_box + classification + box
-  if extra_loss is not None:
-    total = total + extra_loss(variables, feats, s, image_size)
   parts = {"rpn_objectness": rpn_objectness, "rpn_box": rpn_box,
            "classification": classification, "box": box,
            "num_foreground": jnp.sum(fg) / images.shape[0]}
+  if extra_loss is not None:
+    value, more = extra_loss(variables, feats, s, image_size)
+    total = total + value
+    parts.update(more)
   return total, (parts, updates["batch_stats"])
 

@@ -174,8 +174,6 @@ def losses(model: MaskRCNN, params, batch_stats, images: jax.Array, boxes: jax.A
   against :func:`mask_targets`. ``semantic [B, H, W]``: the per-pixel class mask (instance
   maps from :func:`instance_masks`, or pass ``instances [B, H, W, G]`` directly, e.g. after
   augmenting them with the image)."""
-  extra = {}
-
   def mask_loss(variables, feats, sampled, image_size):
     n_fg = int(rois_per_image * float(positive_fraction))  # the fg rows come first
     rois = sampled["rois"][:, :n_fg]
@@ -188,12 +186,11 @@ def losses(model: MaskRCNN, params, batch_stats, images: jax.Array, boxes: jax.A
                          method=MaskRCNN.mask_head)
     own = jnp.take_along_axis(logits, labels[:, :, None, None, None], axis=-1)[..., 0]
     bce = jnp.mean(optax.sigmoid_binary_cross_entropy(own, target), axis=(-2, -1))
-    extra["mask"] = jnp.sum(bce * fg) / jnp.maximum(jnp.sum(fg), 1.0)
-    return extra["mask"]
+    value = jnp.sum(bce * fg) / jnp.maximum(jnp.sum(fg), 1.0)
+    return value, {"mask": value}
 
-  total, (parts, stats) = faster_rcnn.losses(
+  return faster_rcnn.losses(
       model, params, batch_stats, images, boxes, classes, num_boxes, rng, rpn_batch=rpn_batch,
       rois_per_image=rois_per_image, positive_fraction=positive_fraction,
       extra_loss=mask_loss)
-  return total, ({**parts, **extra}, stats)
 
