@@ -20,7 +20,8 @@ import sys
 import time
 import traceback
 
-FAMILIES = ("iou", "nms", "soft_nms", "multiclass_nms", "matching", "iic", "ssd", "roi")
+FAMILIES = ("iou", "nms", "soft_nms", "multiclass_nms", "matching", "iic", "ssd", "roi",
+            "conv")
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results"
 
 
@@ -63,7 +64,7 @@ def machine_info(device: str) -> dict:
 
 
 def _collect(families, mode, device):
-  from benchmarks import iic, iou, matching, nms, roi, ssd
+  from benchmarks import conv, iic, iou, matching, nms, roi, ssd
   builders = {
       "iic": lambda: iic.cases(mode, device),
       "iou": lambda: iou.cases(mode, device),
@@ -73,6 +74,7 @@ def _collect(families, mode, device):
       "matching": lambda: matching.cases(mode),
       "ssd": lambda: ssd.cases(mode, device),
       "roi": lambda: roi.cases(mode, device),
+      "conv": lambda: conv.cases(mode, device),
   }
   for family in families:
     yield family, builders[family]
@@ -143,7 +145,7 @@ def markdown(machine, rows, title):
 _SIZE_MEANING = {"iou": "N (boxes in each set)", "nms": "N (boxes)", "soft_nms": "N (boxes)",
                  "multiclass_nms": "N (anchors per image)", "matching": "N (anchors)",
                  "iic": "N (samples in the batch)", "ssd": "N (images in the batch)",
-                 "roi": "N (boxes)"}
+                 "roi": "N (boxes)", "conv": "N (images in the batch)"}
 
 
 def case_setting(case: str, size: int) -> str:

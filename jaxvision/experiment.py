@@ -38,7 +38,9 @@ from jaxvision.train.loop import jsonable as _jsonable
 __all__ = ["default_data_dir", "machine", "command_line", "append_run",
            "cumulative_wall_seconds", "add_flags", "setup", "finish", "config_overrides",
            "check_against_weights", "PredictorExperiment", "run_predictor_experiment",
-           "read_image", "FlagError", "HelpFormatter", "cli_errors"]
+           "read_image", "FlagError", "HelpFormatter", "cli_errors", "ClassifierExperiment",
+           "run_classifier_experiment", "mnist_sources", "load_weights_spec",
+           "classifier_table"]
 
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
                 "train-images.idx3-ubyte")
@@ -631,3 +633,223 @@ def _summary(exp: PredictorExperiment, results: Mapping[str, Any]) -> str:
   body = ", ".join(f"{k} {results[k]:.3f}" for k in keys)
   return f"{results.get('model')} ({results.get('mode')}): {body}; wall " \
          f"{results.get('wall_seconds')} s"
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver of classification experiments (CapsNet, the convolution zoo, fine-tuning).
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierExperiment:
+  """What one MNIST-style classification experiment supplies to the shared driver.
+
+  Attributes:
+    name: the CLI's module stem (``python -m experiments.<name>``).
+    configs: recipe name -> :class:`jaxvision.classification.ClassifierConfig`.
+    default_config: used without ``--config``.
+    results_file: the default of a bare ``--record``.
+    pictures: ``pictures(classifier, test_arrays, workdir) -> [paths]`` written after
+      training or evaluation (``test_arrays``: ``{"image", "label"}`` NumPy arrays).
+    data: ``data(config, data_dir) -> (train_source, test_source)``; default MNIST
+      (``train_images`` / ``test_images`` of the config).
+    num_classes: the classifier's outputs.
+    table: ``table(runs) -> str``: with it the CLI has ``--table``, which prints the runs of
+      the results file (``--record`` FILE, or the default) and exits.
+  """
+
+  name: str
+  configs: Mapping[str, Any]
+  default_config: str = "cpu"
+  results_file: str = "results.json"
+  pictures: Callable[[Any, Mapping[str, np.ndarray], str], Sequence[str]] | None = None
+  data: Callable[[Any, Any], tuple[Any, Any]] | None = None
+  num_classes: int = 10
+  table: Callable[[list[dict[str, Any]]], str] | None = None
+
+
+def mnist_sources(cfg, data_dir) -> tuple[Any, Any]:
+  """``(train, test)`` MNIST sources, cut to ``cfg.train_images`` / ``cfg.test_images``."""
+  from jaxvision.data import MnistSource  # pylint: disable=import-outside-toplevel
+  try:
+    train, test = MnistSource("train", data_dir=data_dir), MnistSource("test", data_dir=data_dir)
+  except (FileNotFoundError, ValueError) as e:
+    raise FlagError(f"--data-dir: {e}") from None
+
+  def cut(src, n):
+    if n is None or n >= len(src):
+      return src
+    a = src.arrays
+    return MnistSource.from_arrays(a["image"][:n], a["label"][:n])
+
+  return cut(train, cfg.train_images), cut(test, cfg.test_images)
+
+
+def _classifier_arrays(source) -> dict[str, np.ndarray]:
+  arrays = source.arrays
+  return {"image": arrays["image"], "label": arrays["label"]}
+
+
+def _predict_images(classifier, files: Sequence[str]) -> dict[str, Any]:
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  h, w, c = classifier.spec.image_shape
+  images = []
+  for f in files:
+    rgb = read_image(f)
+    im = Image.fromarray(rgb).convert("L" if c == 1 else "RGB").resize((w, h),
+                                                                       Image.BILINEAR)
+    images.append(np.asarray(im, np.uint8).reshape(h, w, c))
+  classes, scores = classifier.predict(np.stack(images))
+  names = classifier.spec.class_names
+  return {"predictions": [{"file": str(f), "class": int(k), "name": names[int(k)],
+                           "scores": [round(float(v), 5) for v in s]}
+                          for f, k, s in zip(files, classes, scores)]}
+
+
+def run_classifier_experiment(exp: ClassifierExperiment, argv: Sequence[str] | None = None,
+                              description: str | None = None) -> dict[str, Any]:
+  """Parses ``argv`` and trains, evaluates (``--evaluate``) or predicts (``--predict``);
+  returns the results (also in ``<workdir>/results.json``)."""
+  from jaxvision import classification as cl  # pylint: disable=import-outside-toplevel
+  from jaxvision import models  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from jaxvision.train import TrainConfig, train_and_evaluate
+  parser = argparse.ArgumentParser(prog=f"python -m experiments.{exp.name}",
+                                   description=description, formatter_class=HelpFormatter)
+  add_flags(parser, configs=sorted(exp.configs), default_config=exp.default_config,
+            results_file=exp.results_file, predict=True, eval_every=True)
+  if exp.table is not None:
+    parser.add_argument("--table", action="store_true",
+                        help="print the table of the recorded runs (the --record file) and "
+                             "exit")
+  args = parser.parse_args(argv)
+  with cli_errors(parser):
+    if getattr(args, "table", False):
+      path = pathlib.Path(args.record or exp.results_file)
+      if not path.exists():
+        raise FlagError(f"no results file {str(path)!r} to tabulate.")
+      text = exp.table(json.loads(path.read_text())["runs"])
+      _say(text)
+      return {"table": text}
+    start = time.time()
+    setup(args)
+    if args.predict:
+      if args.restore_weights is None:
+        raise FlagError("--predict needs --restore-weights (a weights file or a workdir).")
+      clf = _load_classifier(args.restore_weights)
+      out = _predict_images(clf, args.predict)
+      _say(json.dumps(out, indent=2))
+      return out
+    if args.workdir is None:
+      raise FlagError("--workdir is required to train or evaluate.")
+    os.makedirs(args.workdir, exist_ok=True)
+    overrides = config_overrides(args, {"steps": "steps", "batch_size": "batch_size",
+                                        "eval_every": "eval_every"})
+    if args.evaluate:
+      source = args.restore_weights or args.workdir
+      clf = _load_classifier(source)
+      variables, spec = load_weights_spec(source)
+      name = args.config or spec.get("config_name", exp.default_config)
+      cfg = _config_from_fields(exp.configs.get(name, exp.configs[exp.default_config]),
+                                spec.get("config", {}))
+      check_against_weights(overrides, spec.get("config", {}), repr(str(source)))
+      trained = False
+    else:
+      name = args.config or exp.default_config
+      cfg = dataclasses.replace(exp.configs[name], **overrides)
+      spec = cl.ClassifierSpec(model=cfg.model, num_classes=exp.num_classes,
+                               attributes=dict(cfg.attributes))
+      initial = None
+      if args.restore_weights:
+        initial = _load_classifier(args.restore_weights).variables
+      train_data, test_data = (exp.data or mnist_sources)(cfg, args.data_dir)
+      task = cl.classification_task(spec, train_data, optimizer=cl.make_optimizer(cfg),
+                                    test_data=test_data, loss=cl.config_loss(cfg),
+                                    shift=cfg.shift, initial_variables=initial)
+      out = train_and_evaluate(TrainConfig(num_steps=cfg.steps, batch_size=cfg.batch_size,
+                                           seed=args.seed, checkpoint_every=cfg.checkpoint_every,
+                                           log_every=cfg.log_every, eval_every=cfg.eval_every,
+                                           progress=args.progress),
+                               args.workdir, task=task)
+      variables = out.state.variables() if hasattr(out.state, "variables") else {
+          "params": out.state.params, "batch_stats": out.state.batch_stats}
+      variables = {k: v for k, v in variables.items() if v}
+      clf = cl.Classifier(spec, variables)
+      if jax.process_index() == 0:
+        clf.save(os.path.join(args.workdir, "weights.msgpack"), config_name=name,
+                 config=_jsonable(dataclasses.asdict(cfg)))
+      trained = True
+      train_results = out.results
+    _, test_data = (exp.data or mnist_sources)(cfg, args.data_dir)
+    evaluation = cl.evaluate_classifier(clf, test_data)
+    pictures = []
+    if exp.pictures is not None and jax.process_index() == 0:
+      pictures = list(exp.pictures(clf, _classifier_arrays(test_data), args.workdir))
+    wall = time.time() - start
+    flops = cl.forward_flops(clf)
+    speed_images = _classifier_arrays(test_data)["image"][:2000]
+    results = {
+        "command": command_line(argv, f"experiments.{exp.name}"),
+        "forward_flops_per_image": flops,
+        "inference_images_per_sec": round(cl.inference_images_per_sec(clf, speed_images), 1),
+        "config_name": name, "config": dataclasses.asdict(cfg),
+        "model": cfg.model, "params": models.count_params(clf.variables.get("params", {})),
+        "test_accuracy": evaluation["accuracy"], "test_error": evaluation["error_rate"],
+        "per_class_accuracy": evaluation["per_class_accuracy"],
+        "num_test_images": evaluation["num_images"], "pictures": pictures,
+        "machine": machine(), "date": time.strftime("%Y-%m-%d"),
+    }
+    if trained:
+      results["wall_seconds"] = round(cumulative_wall_seconds(args.workdir, wall), 1)
+      results["train_images_per_sec"] = (None if not train_results["steps_per_sec"] else
+                                         round(train_results["steps_per_sec"]
+                                               * cfg.batch_size, 1))
+      results["epochs"] = round(cfg.steps * cfg.batch_size / len(train_data), 2)
+      results["steps"] = cfg.steps
+    else:
+      results["evaluated"] = str(args.restore_weights or args.workdir)
+    finish(args.workdir, results, record=args.record if trained else None)
+    _say(f"{exp.name} ({name}, {cfg.model}): test accuracy {evaluation['accuracy']:.4f} "
+         f"(error {100 * evaluation['error_rate']:.2f}%) on {evaluation['num_images']} images"
+         + (f", {results['wall_seconds']:.0f} s" if trained else ""))
+    return results
+
+
+def _config_from_fields(base, fields: Mapping[str, Any]):
+  known = {f.name for f in dataclasses.fields(base)}
+  return dataclasses.replace(base, **{k: v for k, v in fields.items() if k in known})
+
+
+def load_weights_spec(source) -> tuple[dict[str, Any], dict[str, Any]]:
+  from jaxvision import weights as weights_lib  # pylint: disable=import-outside-toplevel
+  try:
+    return weights_lib.load_weights(source)
+  except (FileNotFoundError, ValueError) as e:
+    raise FlagError(f"--restore-weights: {e}") from None
+
+
+def _load_classifier(source):
+  from jaxvision import classification as cl  # pylint: disable=import-outside-toplevel
+  try:
+    return cl.Classifier.load(source)
+  except (FileNotFoundError, ValueError) as e:
+    raise FlagError(f"--restore-weights: {e}") from None
+
+
+def classifier_table(runs: Sequence[Mapping[str, Any]]) -> str:
+  """A Markdown table of :func:`run_classifier_experiment` results, one row per config (its
+  latest run): params, forward MFLOPs per image, test accuracy, train and inference
+  images/s, epochs, wall time."""
+  latest: dict[str, Mapping[str, Any]] = {}
+  for r in runs:
+    latest[r["config_name"]] = r
+  lines = ["| config | model | params | forward MFLOPs/image | test accuracy | train images/s "
+           "| inference images/s | epochs | wall (s) |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+  for name, r in latest.items():
+    flops = r.get("forward_flops_per_image")
+    lines.append(f"| {name} | {r['model']} | {r['params']:,} | "
+                 f"{'-' if flops is None else f'{flops / 1e6:.1f}'} | "
+                 f"{r['test_accuracy']:.4f} | {r.get('train_images_per_sec', '-')} | "
+                 f"{r.get('inference_images_per_sec', '-')} | {r.get('epochs', '-')} | "
+                 f"{r.get('wall_seconds', '-')} |")
+  return "\n".join(lines)

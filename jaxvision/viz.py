@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 __all__ = [
     "class_colours", "TileLayout", "save_detections", "save_scene_preview",
     "save_segmentation_triptychs", "hungarian_order", "save_confusion_matrix",
-    "save_line_plot", "save_instance_masks", "instance_class_map",
+    "save_line_plot", "save_instance_masks", "instance_class_map", "save_image_grid",
 ]
 
 # Class id -> colour; class 0 (background) black, then well-separated colours
@@ -980,3 +980,58 @@ def save_line_plot(
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(os.fspath(path), format="png", dpi=110)
   return True
+
+
+def save_image_grid(path: str | os.PathLike, images: Any, *, title: str,
+                    row_labels: Sequence[str] | None = None,
+                    col_labels: Sequence[str] | None = None, note: str | None = None,
+                    cell_inches: float = 0.8) -> None:
+  """Writes ``images [R, C, H, W(, 1 or 3)]`` (uint8, or floats in ``[0, 1]``) as an R x C
+  grid PNG with a title, optional row labels (left) and column labels (top).
+
+  >>> import tempfile
+  >>> with tempfile.TemporaryDirectory() as d:
+  ...   save_image_grid(os.path.join(d, "g.png"), np.zeros((2, 3, 8, 8)), title="t",
+  ...                   row_labels=["a", "b"], col_labels=["x", "y", "z"])
+  """
+  # pylint: disable=import-outside-toplevel
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
+  arr = np.asarray(images)
+  if arr.ndim == 5 and arr.shape[-1] == 1:
+    arr = arr[..., 0]
+  if arr.ndim not in (4, 5) or (arr.ndim == 5 and arr.shape[-1] != 3):
+    raise ValueError(f"`images` must be [R, C, H, W], [R, C, H, W, 1] or [R, C, H, W, 3], got "
+                     f"shape {np.asarray(images).shape}.")
+  rows, cols = arr.shape[:2]
+  if rows == 0 or cols == 0:
+    raise ValueError("`images` must hold at least one image.")
+  for labels, n, name in ((row_labels, rows, "row_labels"), (col_labels, cols, "col_labels")):
+    if labels is not None and len(labels) != n:
+      raise ValueError(f"`{name}` has {len(labels)} labels for {n} {name[:3]}s.")
+  arr = _to_uint8(arr, "images")
+  left = 1.2 if row_labels is not None else 0.1
+  top = 0.55 + (0.3 if col_labels is not None else 0.0)
+  fig = Figure(figsize=(left + cols * cell_inches + 0.1,
+                        top + rows * cell_inches + (0.3 if note else 0.1)))
+  FigureCanvasAgg(fig)
+  fig.suptitle(title, fontsize=10)
+  w_total, h_total = fig.get_size_inches()
+  for r in range(rows):
+    for c in range(cols):
+      ax = fig.add_axes(((left + c * cell_inches) / w_total,
+                         1 - (top + (r + 1) * cell_inches) / h_total,
+                         cell_inches * 0.95 / w_total, cell_inches * 0.95 / h_total))
+      ax.imshow(arr[r, c], cmap="gray" if arr.ndim == 4 else None, vmin=0, vmax=255,
+                interpolation="nearest")
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if r == 0 and col_labels is not None:
+        ax.set_title(str(col_labels[c]), fontsize=7)
+      if c == 0 and row_labels is not None:
+        ax.set_ylabel(str(row_labels[r]), fontsize=7, rotation=0, ha="right", va="center")
+  if note:
+    fig.text(0.01, 0.01, note, fontsize=7, color="0.3", ha="left", va="bottom")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(os.fspath(path), format="png", dpi=100)

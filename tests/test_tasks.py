@@ -66,8 +66,9 @@ def test_segmentation_losses():
   values = {}
   for loss in ("ce", "ce+dice"):
     task = segmentation_task(spec, data, optimizer=optax.adam(1e-3), loss=loss)
-    params, batch_stats = task.init(jax.random.key(0))
-    total, (logs, _) = task.loss_fn(params, batch_stats, batch, None)
+    params, batch_stats = jax.jit(task.init)(jax.random.key(0))   # eager ops are slow
+    total, (logs, _) = jax.jit(lambda p, s, b, fn=task.loss_fn: fn(p, s, b, None))(
+        params, batch_stats, batch)
     values[loss] = (float(total), {k: float(x) for k, x in logs.items()})
   ce_total, ce_logs = values["ce"]
   both_total, both_logs = values["ce+dice"]

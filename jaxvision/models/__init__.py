@@ -25,6 +25,11 @@ from jaxvision.models.faster_rcnn import FasterRCNN, FasterRCNNSmall, FasterRCNN
 from jaxvision.models.mask_rcnn import MaskRCNN, MaskRCNNSmall, MaskRCNNTiny
 from jaxvision.models.yolo import YOLO, YOLOSmall, YOLOTiny
 from jaxvision.models.unet import UNet, UNetSmall, UNetTiny
+from jaxvision.models.capsnet import CapsNet, CapsNetMedium, CapsNetPaper, CapsNetSmall, CapsNetTiny
+from jaxvision.models.mobilenet import (MobileNet, MobileNetMNIST, MobileNetTiny, PlainNetMNIST,
+                                       PlainNetTiny)
+from jaxvision.models.localizer import Localizer, LocalizerSmall, LocalizerTiny
+from jaxvision.models import layers
 
 __all__ = [
     "IICTrunk",
@@ -52,4 +57,7 @@ __all__ = [
     "FasterRCNN", "FasterRCNNSmall", "FasterRCNNTiny",
     "YOLO", "YOLOSmall", "YOLOTiny",
     "MaskRCNN", "MaskRCNNSmall", "MaskRCNNTiny",
+    "CapsNet", "CapsNetPaper", "CapsNetMedium", "CapsNetSmall", "CapsNetTiny",
+    "MobileNet", "MobileNetMNIST", "PlainNetMNIST", "MobileNetTiny", "PlainNetTiny",
+    "Localizer", "LocalizerSmall", "LocalizerTiny",
 ]
