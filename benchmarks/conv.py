@@ -107,8 +107,8 @@ def _case(mode, kind, batch, hw, cin, cout, device):
       t_gx = t_gx.cpu().numpy().transpose(0, 2, 3, 1)
       np.testing.assert_allclose(np.asarray(gx), t_gx, rtol=1e-3,
                                  atol=1e-3 * max(1.0, float(np.abs(t_gx).max())))
-      np.testing.assert_allclose(float(loss), float(t_loss), rtol=1e-3,
-                                 atol=1e-2 * max(1.0, abs(float(t_loss))))
+      np.testing.assert_allclose(float(loss), float(t_loss.detach()), rtol=1e-3,
+                                 atol=1e-2 * max(1.0, abs(float(t_loss.detach()))))
 
   return Case(family="conv", name=name, size=batch, subject="jaxvision", impls=impls,
               goals={}, missing=missing, check=check, reps=7)

@@ -98,7 +98,7 @@ def init_classifier(spec: ClassifierSpec, rng: jax.Array) -> tuple[Any, Any]:
 
 def _as_images(images: Any, spec: ClassifierSpec) -> jax.Array:
   x = jnp.asarray(images)
-  if x.ndim == len(spec.image_shape) - 1 and spec.image_shape[-1] == 1:
+  if x.ndim == 3 and spec.image_shape[-1] == 1:   # [N, H, W] greyscale
     x = x[..., None]
   if x.ndim != 4 or tuple(x.shape[1:]) != spec.image_shape:
     raise ValueError(f"`images` must be [N, {', '.join(map(str, spec.image_shape))}], got "

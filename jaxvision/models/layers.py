@@ -48,7 +48,7 @@ import jax.numpy as jnp
 __all__ = ["conv_output_size", "conv_transpose_output_size", "receptive_field",
            "conv_params", "depthwise_separable_params", "space_to_depth",
            "space_to_depth_conv", "depthwise_conv_shifts", "StridedConv",
-           "SpatiallySeparableConv", "DepthwiseConv", "DepthwiseSeparableConv",
+           "SpatiallySeparableConv", "DepthwiseConv", "PointwiseConv", "DepthwiseSeparableConv",
            "TorchConvTranspose", "torch_conv_transpose_kernel"]
 
 
@@ -354,10 +354,43 @@ class _DepthwiseKernel(nn.Module):
     return y
 
 
+class PointwiseConv(nn.Module):
+  """A 1 x 1 convolution (``nn.Conv(features, (1, 1))``'s parameters: ``kernel [1, 1, C,
+  features]``, ``bias``) computed as one ``[B H W, C] @ [C, features]`` matmul, or as XLA's
+  convolution (``implementation="conv"``). ``None``: the matmul on CPU, where it measured
+  7.5x faster for a training step than XLA:CPU's 1 x 1 convolution (42.7 vs 320 ms,
+  32 x 56 x 56 x 64 -> 128, forward + backward), the convolution elsewhere."""
+
+  features: int
+  use_bias: bool = True
+  implementation: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    impl = self.implementation
+    if impl is None:
+      impl = "matmul" if jax.default_backend() == "cpu" else "conv"
+    if impl not in ("conv", "matmul"):
+      raise ValueError(f"`implementation` must be 'conv', 'matmul' or None, got {impl!r}.")
+    c = x.shape[-1]
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (1, 1, c, self.features))
+    kernel = kernel.astype(x.dtype)
+    if impl == "matmul":
+      y = (x.reshape(-1, c) @ kernel[0, 0]).reshape(*x.shape[:-1], self.features)
+    else:
+      y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(y.dtype)
+    return y
+
+
 class DepthwiseSeparableConv(nn.Module):
   """MobileNet's block: depthwise ``k x k`` -> BatchNorm -> ReLU -> pointwise ``1 x 1`` ->
   BatchNorm -> ReLU (Howard et al. 2017); ``norm=False`` gives the bare pair (with biases).
-  ``implementation``: of the depthwise conv (:class:`DepthwiseConv`)."""
+  ``implementation``: ``"conv"`` (XLA's grouped and 1 x 1 convolutions), ``"shifts"``
+  (:func:`depthwise_conv_shifts` and :class:`PointwiseConv`'s matmul) or ``None`` (the
+  latter on CPU: 2.2x faster for a MobileNet layer's training step there)."""
 
   features: int
   kernel_size: tuple[int, int] = (3, 3)
@@ -375,7 +408,10 @@ class DepthwiseSeparableConv(nn.Module):
     if self.norm:
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="depthwise_bn")(x)
       x = self.activation(x)
-    x = nn.Conv(self.features, (1, 1), use_bias=not self.norm, name="pointwise")(x)
+    x = PointwiseConv(self.features, use_bias=not self.norm,
+                      implementation=None if self.implementation is None else (
+                          "conv" if self.implementation == "conv" else "matmul"),
+                      name="pointwise")(x)
     if self.norm:
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="pointwise_bn")(x)
       x = self.activation(x)

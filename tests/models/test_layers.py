@@ -228,3 +228,16 @@ def test_depthwise_implementations_agree_with_gradients(size, k, s, d, padding, 
                 argnums=(0, 1))(x, kernel)
   for a, b in zip(gg, gw):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-3)
+
+
+def test_pointwise_matmul_equals_the_1x1_conv_with_nn_conv_parameters():
+  x = jax.random.normal(KEY, (2, 5, 7, 6))
+  theirs = nn.Conv(4, (1, 1)).init(KEY, x)["params"]
+  want = nn.Conv(4, (1, 1)).apply({"params": theirs}, x)
+  for impl in ("matmul", "conv"):
+    mod = layers.PointwiseConv(4, implementation=impl)
+    assert jax.tree.map(np.shape, mod.init(KEY, x)["params"]) == jax.tree.map(np.shape, theirs)
+    np.testing.assert_allclose(np.asarray(mod.apply({"params": theirs}, x)), np.asarray(want),
+                               rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="implementation"):
+    layers.PointwiseConv(4, implementation="fft").init(KEY, x)
