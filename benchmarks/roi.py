@@ -92,7 +92,7 @@ def _case(mode, op, out, sampling_ratio, device):
       t_grad = t_grad.cpu().numpy().transpose(0, 2, 3, 1)
       scale_ = max(1.0, float(np.abs(t_grad).max()))
       np.testing.assert_allclose(np.asarray(grad), t_grad, atol=2e-4 * scale_, rtol=2e-4)
-      np.testing.assert_allclose(float(loss), float(t_loss), rtol=1e-3)
+      np.testing.assert_allclose(float(loss), float(t_loss.detach()), rtol=1e-3)
 
   return Case(family="roi", name=name, size=k, subject="jaxvision", impls=impls,
               goals={"torchvision": 1.0}, missing=missing, check=check, reps=5)

@@ -5,15 +5,18 @@ draws its box (the first detection step of the survey).
     python -m experiments.localization --table
 
 Images: the scene generator with exactly one MNIST digit at a random scale (patch side 0.3-0.9
-of the image) and position on the textured background; 20,000 training scenes from the MNIST
+of the image) and position on the textured background; 60,000 training scenes from the MNIST
 training digits and 2,000 test scenes from the test digits. The model (LocalizerSmall: a
 7-conv BatchNorm trunk with CoordConv input channels, average + max pooling, a class head and
-a box head) is trained with cross-entropy + 5 x (L1 + 1 - GIoU). Reported: class accuracy,
+a box head) is trained with cross-entropy + 2 x (L1 + 1 - GIoU). Reported: class accuracy,
 the fraction of test images whose box has IoU > 0.5 with the truth, the mean IoU, and both.
 ``<workdir>`` gets ``results.json``, ``weights.msgpack`` and ``localization.png`` (ground
 truth beside the prediction for 16 test scenes).
 
-Configs: ``cpu`` (1500 steps of 64, Adam 2e-3 with a cosine decay), ``tiny`` (smoke test).
+Configs: ``cpu`` (60,000 training scenes, 3000 steps of 64, Adam 2e-3 with a cosine decay,
+box weight 2), ``scenes20k`` (the same on 20,000 scenes), ``short`` (20,000 scenes, 1500 steps,
+box weight 5: the first recipe), ``tiny`` (smoke test). Measured: ``experiments/results/
+localization.md``.
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ class Config:
   log_every: int = 100
 
 
-CONFIGS = {"cpu": Config(),
+CONFIGS = {"cpu": Config(steps=3000, box_weight=2.0, eval_every=1000, train_images=60000),
+           "scenes20k": Config(steps=3000, box_weight=2.0, eval_every=1000),
+           "short": Config(),
            "tiny": Config(model="LocalizerTiny", steps=20, batch_size=16, train_images=128,
                           test_images=64, image_size=48, eval_every=0, checkpoint_every=10,
                           log_every=10)}
@@ -73,7 +78,7 @@ def _data(cfg: Config, data_dir, digits=None):
   return train, test
 
 
-def picture(path: str, model, variables, test, count: int = 16) -> None:
+def picture(path: str, model, variables, test, count: int = 16, name: str | None = None) -> None:
   images = test.arrays["image"][:count]
   classes, boxes, probs = loc.localize(model, variables, images)
   h = images.shape[1]
@@ -85,7 +90,7 @@ def picture(path: str, model, variables, test, count: int = 16) -> None:
         for i in range(count)]
   viz.save_detections(path, images, dets, ground_truth=gt, class_names=names,
                       side_by_side=True, columns=8, min_tile=192,
-                      title=f"{type(model).__name__}: ground truth (dashed, left) beside the "
+                      title=f"{name or type(model).__name__}: ground truth (dashed, left) beside the "
                             f"predicted class and box (solid, right) on test scenes")
 
 
@@ -147,7 +152,7 @@ def main(argv: Sequence[str] | None = None, *, digits=None) -> dict[str, Any]:
                                 "config": dataclasses.asdict(cfg)})
     evaluation = loc.evaluate_localizer(model, variables, test)
     pic = os.path.join(args.workdir, "localization.png")
-    picture(pic, model, variables, test)
+    picture(pic, model, variables, test, name=cfg.model)
     results = {"command": experiment.command_line(argv, MODULE), "config_name": name,
                "config": dataclasses.asdict(cfg), "params": count_params(variables["params"]),
                "evaluation": evaluation, "pictures": [pic], "machine": experiment.machine(),

@@ -111,8 +111,8 @@ def test_paper_size_and_shapes():
 def test_tiny_forward_shapes_reconstruction_and_perturbation():
   model = capsnet.CapsNetTiny()
   x = jax.random.uniform(KEY, (3, 28, 28, 1))
-  variables = model.init(KEY, x)
-  lengths = model.apply(variables, x)
+  variables = jax.jit(model.init)(KEY, x)           # eager flax calls are slow
+  lengths = jax.jit(model.apply)(variables, x)
   assert lengths.shape == (3, 10) and bool(jnp.all((lengths >= 0) & (lengths < 1)))
   pred, recon = capsnet.reconstructions(model, variables, x)
   assert pred.shape == (3,) and recon.shape == (3, 28, 28, 1)
