@@ -746,11 +746,15 @@ def run_classifier_experiment(exp: ClassifierExperiment, argv: Sequence[str] | N
                                         "eval_every": "eval_every"})
     if args.evaluate:
       source = args.restore_weights or args.workdir
-      clf = _load_classifier(source)
       variables, spec = load_weights_spec(source)
+      try:
+        clf = cl.Classifier(cl.ClassifierSpec.from_dict(spec), variables)
+      except (KeyError, ValueError) as e:
+        raise FlagError(f"--restore-weights: {e}") from None
       name = args.config or spec.get("config_name", exp.default_config)
-      cfg = _config_from_fields(exp.configs.get(name, exp.configs[exp.default_config]),
-                                spec.get("config", {}))
+      cfg = _config_from(exp, name if name in exp.configs else exp.default_config,
+                         spec.get("config", {}))
+      _, test_data = (exp.data or mnist_sources)(cfg, args.data_dir)
       check_against_weights(overrides, spec.get("config", {}), repr(str(source)))
       trained = False
     else:
@@ -779,7 +783,6 @@ def run_classifier_experiment(exp: ClassifierExperiment, argv: Sequence[str] | N
                  config=_jsonable(dataclasses.asdict(cfg)))
       trained = True
       train_results = out.results
-    _, test_data = (exp.data or mnist_sources)(cfg, args.data_dir)
     evaluation = cl.evaluate_classifier(clf, test_data)
     pictures = []
     if exp.pictures is not None and jax.process_index() == 0:
@@ -812,11 +815,6 @@ def run_classifier_experiment(exp: ClassifierExperiment, argv: Sequence[str] | N
          f"(error {100 * evaluation['error_rate']:.2f}%) on {evaluation['num_images']} images"
          + (f", {results['wall_seconds']:.0f} s" if trained else ""))
     return results
-
-
-def _config_from_fields(base, fields: Mapping[str, Any]):
-  known = {f.name for f in dataclasses.fields(base)}
-  return dataclasses.replace(base, **{k: v for k, v in fields.items() if k in known})
 
 
 def load_weights_spec(source) -> tuple[dict[str, Any], dict[str, Any]]:

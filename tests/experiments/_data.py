@@ -3,8 +3,10 @@ the check of the CLIs' ``--help`` output."""
 
 from __future__ import annotations
 
+import gzip
 import pathlib
 import re
+import struct
 
 import numpy as np
 import pytest
@@ -90,3 +92,27 @@ def check_help(capsys, main, flags) -> tuple[str, dict[str, str]]:
     if flag in WITH_DEFAULT:
       assert "default" in entries[flag], (flag, entries[flag])
   return text, entries
+
+
+def write_idx(path, array, magic):
+  """``array`` as a gzipped IDX file (MNIST's format)."""
+  header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+  with gzip.open(path, "wb") as f:
+    f.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_position_mnist(root: pathlib.Path, counts=(("train", 300), ("t10k", 220)), *,
+                         noise: bool = False) -> str:
+  """MNIST-format files of 8 x 5 blobs whose position encodes the label (learnable in a few
+  steps), optionally on uniform noise in [0, 30); returns ``root``."""
+  rng = np.random.default_rng(0)
+  for prefix, n in counts:
+    labels = rng.integers(0, 10, n)
+    images = (rng.integers(0, 30, (n, 28, 28)).astype(np.uint8) if noise
+              else np.zeros((n, 28, 28), np.uint8))
+    for i, c in enumerate(labels):
+      r, q = divmod(int(c), 5)
+      images[i, 4 + 10 * r:12 + 10 * r, 2 + 5 * q:7 + 5 * q] = 255
+    write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images, 2051)
+    write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels, 2049)
+  return str(root)

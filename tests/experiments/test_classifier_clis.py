@@ -3,37 +3,20 @@ the conv zoo (train + table), classification + localisation, and the transfer st
 
 from __future__ import annotations
 
-import gzip
 import json
-import struct
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from experiments import capsnet, conv_zoo, finetune, localization
-
-
-def _write_idx(path, array, magic):
-  header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
-  with gzip.open(path, "wb") as f:
-    f.write(header + array.astype(np.uint8).tobytes())
+from tests.experiments._data import write_position_mnist
 
 
 @pytest.fixture(scope="module")
 def tiny_mnist(tmp_path_factory):
-  """MNIST-format files of blobs whose position encodes the label (learnable in steps)."""
-  root = tmp_path_factory.mktemp("mnist")
-  rng = np.random.default_rng(0)
-  for prefix, n in (("train", 600), ("t10k", 300)):
-    labels = rng.integers(0, 10, n)
-    images = rng.integers(0, 30, (n, 28, 28)).astype(np.uint8)
-    for i, c in enumerate(labels):
-      r, q = divmod(int(c), 5)
-      images[i, 4 + 10 * r:12 + 10 * r, 2 + 5 * q:7 + 5 * q] = 255
-    _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images, 2051)
-    _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels, 2049)
-  return str(root)
+  return write_position_mnist(tmp_path_factory.mktemp("mnist"),
+                              (("train", 600), ("t10k", 300)), noise=True)
 
 
 def test_capsnet_cli_trains_evaluates_predicts(tmp_path, tiny_mnist, capsys):

@@ -4,11 +4,9 @@ Python entry point the demo calls, and the shared flag vocabulary with its check
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import os
 import pathlib
-import struct
 
 import numpy as np
 import pytest
@@ -16,33 +14,17 @@ from PIL import Image
 
 from experiments import iic_mnist
 from jaxvision import experiment, weights
-from tests.experiments._data import check_help
+from tests.experiments._data import check_help, write_position_mnist
 
 _SHARED_FLAGS = ("--train", "--evaluate", "--config", "--steps", "--batch-size", "--seed",
                  "--data-dir", "--workdir", "--restore-weights", "--record", "--distributed",
                  "--coordinator", "--num-processes", "--process-id", "--progress")
 
 
-def _write_idx(path, array, magic):
-  header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
-  with gzip.open(path, "wb") as f:
-    f.write(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.fixture(scope="module")
 def tiny_mnist(tmp_path_factory):
   """Synthetic MNIST-format files: blobs whose position encodes the label."""
-  root = tmp_path_factory.mktemp("mnist")
-  rng = np.random.default_rng(0)
-  for prefix, n in (("train", 300), ("t10k", 220)):
-    labels = rng.integers(0, 10, n)
-    images = np.zeros((n, 28, 28), np.uint8)
-    for i, c in enumerate(labels):
-      r, q = divmod(int(c), 5)
-      images[i, 4 + 10 * r:12 + 10 * r, 2 + 5 * q:7 + 5 * q] = 255
-    _write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images, 2051)
-    _write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels, 2049)
-  return str(root)
+  return write_position_mnist(tmp_path_factory.mktemp("mnist"))
 
 
 def _mtime(path):
