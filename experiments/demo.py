@@ -18,7 +18,12 @@
    scenes: the book's mIoU and pixel accuracy, and input / ground truth / prediction
    triptychs.
 
-Steps 3-5 need MNIST: ``--data-dir``, ``$JAXVISION_DATA_DIR`` or ``../shared/data/mnist``.
+6. Generative models: the 1-D GAN warm-up, 64 samples of the committed DCGAN generator
+   (``experiments/results/dcgan_cpu_generator.msgpack``) with their Frechet distance,
+   DeepDream on the committed MNIST classifier and a small style transfer (the FCN backbone's
+   features); ``python -m experiments.style_transfer`` runs the default (random VGG-19) recipe.
+
+Steps 3-6 need MNIST: ``--data-dir``, ``$JAXVISION_DATA_DIR`` or ``../shared/data/mnist``.
 This file imports only jaxvision; the benchmark suite and the IIC experiment run as their
 own processes.
 """
@@ -256,6 +261,70 @@ def segmentation_example(workdir: pathlib.Path, data_dir: str | None, num_scenes
   return result
 
 
+def generative_example(workdir: pathlib.Path, data_dir: str | None) -> None:
+  """One small result of each generative family (well under a minute)."""
+  # pylint: disable=import-outside-toplevel
+  from jaxvision import dream, gan, style
+  print("\n== Generative models and image optimisation ==")
+  t = time.perf_counter()
+  warm = gan.train_gaussian_gan(steps=3000, learning_rate=3e-3)
+  path = workdir / "gan_gaussian.png"
+  viz.save_line_plot(path, {"real N(4, 1.25^2)": (warm.grid, warm.real_density),
+                            "generated (step 3000)": (warm.grid, warm.fake_density[-1])},
+                     xlabel="x", ylabel="density", title="1-D GAN: linear generator vs MLP")
+  print(f"1-D GAN: generated mean {warm.mean[-1]:.2f}, std {warm.std[-1]:.2f} (target 4, 1.25) "
+        f"in {time.perf_counter() - t:.1f} s. Wrote {path}")
+  gen = gan.Generator.load(RESULTS / "dcgan_cpu_generator.msgpack")
+  feature_net = gan.FeatureNet.load(RESULTS / "mnist_features_weights.msgpack")
+  path = gan.sample_grid(gen, workdir / "dcgan_samples.png", feature_net=feature_net,
+                         title="DCGAN (committed cpu weights): 64 samples")
+  print(f"DCGAN: 64 samples of the committed generator (python -m experiments.dcgan trains it)."
+        f" Wrote {path}")
+  try:
+    test, _ = load_mnist("test", data_dir=data_dir)
+    train, _ = load_mnist("train", data_dir=data_dir)
+  except (FileNotFoundError, ValueError) as e:
+    print(f"MNIST not found ({e}); skipping the Frechet distance and DeepDream.")
+    test = None
+  if test is not None:
+    rep = gan.generator_report(gen.sample(2000, seed=1), test, train[:2000], feature_net)
+    print(f"DCGAN Frechet distance on the feature net's features, 2000 samples: "
+          f"{rep['frechet_distance']:.1f} (floor, 2000 training images: {rep['floor']:.1f}); "
+          f"smallest class {100 * rep['min_class_fraction']:.1f}%")
+    fn = dream.layer_feature_fn(feature_net.model, feature_net.variables, activation=jax.nn.relu,
+                                features="conv")
+    digit = np.repeat(np.kron(test[0], np.ones((2, 2), np.uint8))[..., None], 1, -1)
+    out, recs = dream.deepdream(digit, fn, dream.DreamConfig(layers=("conv1a", "conv1b"),
+                                                             octaves=2, octave_scale=1.4,
+                                                             steps=10, step_size=0.01,
+                                                             max_shift=4))
+    path = workdir / "deepdream.png"
+    viz.save_image_grid(path, np.stack([[digit / 255.0, out]]), col_labels=["test digit",
+                                                                              "dreamed"],
+                        title="DeepDream on the MNIST classifier (conv1a + conv1b)",
+                        cell_inches=2.0)
+    print("DeepDream: objective per octave " + ", ".join(
+        f"{r['start']:.3f}->{r['end']:.3f}" for r in recs) + f". Wrote {path}")
+  try:
+    from skimage import data as skdata
+  except ImportError:
+    print("scikit-image not installed; skipping style transfer.")
+    return
+  content = style.resize_image(skdata.chelsea()[:, 75:375], (96, 96))
+  brick = style.resize_image(skdata.brick(), (96, 96))
+  fn, names = style.segmenter_feature_fn(RESULTS / "fcn_cpu_weights.msgpack")
+  image, hist = style.style_transfer(content, brick, fn, style.StyleConfig(
+      optimizer="lbfgs", steps=20, content_layer=names[-1], style_layers=tuple(names)))
+  path = workdir / "style_transfer.png"
+  viz.save_image_grid(path, np.stack([[content, brick, image]]), title="Style transfer "
+                      "(small: the FCN backbone's features, 20 L-BFGS steps)",
+                      col_labels=["content", "style", "result"], cell_inches=2.0)
+  print(f"Style transfer: loss {hist['total'][0]:.2f} -> {hist['total'][-1]:.2f}. Wrote {path}. "
+        f"The default recipe (random VGG-19, 160 px, about 5 minutes): python -m "
+        f"experiments.style_transfer --workdir runs/style")
+  print(f"generative examples: {time.perf_counter() - t:.1f} s")
+
+
 def make_parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m experiments.demo", description=__doc__,
                               formatter_class=experiment.HelpFormatter)
@@ -278,6 +347,7 @@ def main(argv=None) -> None:
   iic_example(args.workdir, args.data_dir, steps=args.steps)
   detection_example(args.workdir, args.data_dir)
   segmentation_example(args.workdir, args.data_dir)
+  generative_example(args.workdir, args.data_dir)
   print(f"\ndemo finished in {time.perf_counter() - start:.1f} s; outputs in {args.workdir}/")
 
 

@@ -29,6 +29,12 @@ from jaxvision.models.capsnet import CapsNet, CapsNetMedium, CapsNetPaper, CapsN
 from jaxvision.models.mobilenet import (MobileNet, MobileNetMNIST, MobileNetTiny, PlainNetMNIST,
                                        PlainNetTiny)
 from jaxvision.models.localizer import Localizer, LocalizerSmall, LocalizerTiny
+from jaxvision.models.gan import (DCGANDiscriminator, DCGANDiscriminator64,
+                                  DCGANDiscriminatorMNIST, DCGANDiscriminatorTiny, DCGANGenerator,
+                                  DCGANGenerator64, DCGANGeneratorMNIST, DCGANGeneratorTiny,
+                                  LinearGenerator, MLPDiscriminator, MnistFeatureNet,
+                                  MnistFeatureNetTiny)
+from jaxvision.models.vgg import VGG, VGG19, VGG19Small, VGG19Tiny
 from jaxvision.models import layers
 
 __all__ = [
@@ -60,4 +66,8 @@ __all__ = [
     "CapsNet", "CapsNetPaper", "CapsNetMedium", "CapsNetSmall", "CapsNetTiny",
     "MobileNet", "MobileNetMNIST", "PlainNetMNIST", "MobileNetTiny", "PlainNetTiny",
     "Localizer", "LocalizerSmall", "LocalizerTiny",
+    "LinearGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
+    "DCGANGenerator64", "DCGANDiscriminator64", "DCGANGeneratorMNIST", "DCGANDiscriminatorMNIST",
+    "DCGANGeneratorTiny", "DCGANDiscriminatorTiny", "MnistFeatureNet", "MnistFeatureNetTiny",
+    "VGG", "VGG19", "VGG19Small", "VGG19Tiny",
 ]
