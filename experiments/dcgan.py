@@ -189,11 +189,13 @@ def main(argv=None):
       pictures.append(gan.interpolation_grid(generator,
                                              os.path.join(args.workdir, "interpolation.png")))
     if feature_net is not None:
+      reference = gan.reference_statistics(test_images, floor_images, feature_net)
       samples = generator.sample(cfg.eval_samples, seed=args.seed + 777)
-      results.update(gan.generator_report(samples, test_images, floor_images, feature_net))
+      results.update(gan.generator_report(samples, test_images, floor_images, feature_net,
+                                          reference=reference))
       results["frechet_distance_train_mode_batchnorm"] = gan.generator_report(
           generator.sample(cfg.eval_samples, seed=args.seed + 777, train_mode=True),
-          test_images, floor_images, feature_net)["frechet_distance"]
+          test_images, floor_images, feature_net, reference=reference)["frechet_distance"]
       pictures.append(_histogram(results, os.path.join(args.workdir, "class_histogram.png")))
     results["pictures"] = pictures
     if not args.evaluate:

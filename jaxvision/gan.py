@@ -61,7 +61,7 @@ __all__ = ["discriminator_loss", "generator_loss", "GaussianGANResult", "train_g
            "GANSpec", "GANConfig", "gan_task", "gan_losses", "make_gan_optimizer", "Generator",
            "to_unit_range", "frechet_distance", "gaussian_statistics", "FeatureNet",
            "generator_report", "mnist_gan_source", "coloured_mnist_source",
-           "image_folder_source", "interpolate_latents", "generator_ema", "GeneratorEMAState",
+           "image_folder_source", "interpolate_latents", "generator_ema", "GeneratorEMAState", "reference_statistics",
            "generator_from_state", "train_gan", "sample_grid", "interpolation_grid", "init_gan",
            "KIND"]
 
@@ -591,17 +591,28 @@ class FeatureNet:
     return self._run(self._logits, images).argmax(-1)
 
 
-def generator_report(samples: Any, test_images: Any, train_images: Any,
-                     feature_net: FeatureNet) -> dict[str, Any]:
-  """The Frechet distance of ``samples`` to ``test_images``, its floor (``train_images`` to
-  ``test_images``; pass as many training images as samples, the distance's bias depends on
-  N), their ratio, and the samples' class histogram by ``feature_net``'s classifier."""
-  ft = feature_net.features(test_images)
-  stats_test = gaussian_statistics(ft)
-  fs = feature_net.features(samples)
-  fd = frechet_distance(*gaussian_statistics(fs), *stats_test)
+def reference_statistics(test_images: Any, train_images: Any,
+                         feature_net: FeatureNet) -> dict[str, Any]:
+  """What every :func:`generator_report` against ``test_images`` shares: the test features'
+  Gaussian statistics and the floor (``train_images`` to ``test_images``)."""
+  stats_test = gaussian_statistics(feature_net.features(test_images))
   floor = frechet_distance(*gaussian_statistics(feature_net.features(train_images)),
                            *stats_test)
+  return {"test": stats_test, "floor": floor}
+
+
+def generator_report(samples: Any, test_images: Any, train_images: Any,
+                     feature_net: FeatureNet, *, reference: Mapping[str, Any] | None = None
+                     ) -> dict[str, Any]:
+  """The Frechet distance of ``samples`` to ``test_images``, its floor (``train_images`` to
+  ``test_images``; pass as many training images as samples, the distance's bias depends on
+  N), their ratio, and the samples' class histogram by ``feature_net``'s classifier.
+  ``reference``: :func:`reference_statistics` of the same images, computed once for many
+  reports (the images are then not read)."""
+  if reference is None:
+    reference = reference_statistics(test_images, train_images, feature_net)
+  fd = frechet_distance(*gaussian_statistics(feature_net.features(samples)), *reference["test"])
+  floor = reference["floor"]
   classes = feature_net.classify(samples)
   hist = np.bincount(classes, minlength=10)[:10] / max(len(classes), 1)
   return {"frechet_distance": fd, "floor": floor, "ratio": fd / max(floor, 1e-12),
@@ -722,7 +733,7 @@ def sample_grid(generator: Generator, path: str | os.PathLike, *, title: str, ro
   if feature_net is not None and images.shape[-1] == 1:
     classes = feature_net.classify(images).reshape(rows, cols)
     col_labels = ["".join(str(int(c)) for c in classes[:, j]) for j in range(cols)]
-    title += " (column labels: the feature net's reading, top to bottom)"
+    title += " (labels: classifier's reading)"
   viz.save_image_grid(path, images.reshape(rows, cols, *images.shape[1:]), title=title,
                       col_labels=col_labels, cell_inches=0.6 if images.shape[1] <= 32 else 0.9)
   return str(path)
@@ -760,6 +771,7 @@ def train_gan(cfg: GANConfig, workdir: str | os.PathLike, train_data, *, seed: i
   from jaxvision.train import TrainConfig, train_and_evaluate  # pylint: disable=import-outside-toplevel
   workdir = os.fspath(workdir)
   os.makedirs(workdir, exist_ok=True)
+  reference: dict[str, Any] = {}
 
   def evaluate(state):
     step = int(jax.device_get(state.step))
@@ -771,14 +783,16 @@ def train_gan(cfg: GANConfig, workdir: str | os.PathLike, train_data, *, seed: i
                   feature_net=feature_net)
     if feature_net is not None and test_images is not None:
       floor = floor_images if floor_images is not None else test_images
+      if not reference:
+        reference.update(reference_statistics(test_images, floor, feature_net))
       rep = generator_report(gen.sample(cfg.eval_samples, seed=10_000 + step), test_images,
-                             floor, feature_net)
+                             floor, feature_net, reference=reference)
       out = {"frechet_distance": rep["frechet_distance"], "floor": rep["floor"],
              "ratio": rep["ratio"], "min_class_fraction": rep["min_class_fraction"]}
       if cfg.ema_decay:
         raw = generator_from_state(cfg.spec, state).sample(cfg.eval_samples, seed=10_000 + step)
-        out["frechet_distance_raw"] = generator_report(raw, test_images, floor,
-                                                       feature_net)["frechet_distance"]
+        out["frechet_distance_raw"] = generator_report(
+            raw, test_images, floor, feature_net, reference=reference)["frechet_distance"]
     return out
 
   task = gan_task(cfg.spec, train_data, optimizer=make_gan_optimizer(cfg),
