@@ -30,7 +30,7 @@ def test_augmented_loss_is_finite_and_a_function_of_the_step_key():
   data = _data()
   task = ssd_task(_spec(), data, optimizer=optax.adam(1e-3), match_iou=0.5, ignore_iou=0.4,
                   zoom=(0.5, 2.0), zoom_probability=1.0, color_jitter=0.3, noise_std=0.1)
-  params, batch_stats = task.init(jax.random.key(0))
+  params, batch_stats = jax.jit(task.init)(jax.random.key(0))   # eager flax calls are slow
   batch = data.get_batch(np.arange(4))
   loss = jax.jit(lambda k: task.loss_fn(params, batch_stats, batch, k)[0])
   a, b, c = loss(jax.random.key(1)), loss(jax.random.key(1)), loss(jax.random.key(2))
@@ -106,14 +106,15 @@ def test_segmentation_photometric_augmentation():
   batch = data.get_batch([0, 1])
   task = segmentation_task(spec, data, optimizer=optax.adam(1e-3), color_jitter=0.3,
                            noise_std=0.1)
-  params, batch_stats = task.init(jax.random.key(0))
+  params, batch_stats = jax.jit(task.init)(jax.random.key(0))   # eager flax calls are slow
   loss = jax.jit(task.loss_fn)
   a = float(loss(params, batch_stats, batch, jax.random.key(1))[0])
   b = float(loss(params, batch_stats, batch, jax.random.key(1))[0])
   c = float(loss(params, batch_stats, batch, jax.random.key(2))[0])
   assert np.isfinite(a) and a == b and a != c  # a function of the step's key
   plain = segmentation_task(spec, data, optimizer=optax.adam(1e-3))
-  assert np.isfinite(float(plain.loss_fn(params, batch_stats, batch, None)[0]))  # no key needed
+  plain_loss = jax.jit(lambda p, s, b: plain.loss_fn(p, s, b, None)[0])   # no key needed
+  assert np.isfinite(float(plain_loss(params, batch_stats, batch)))
   for kw in ({"color_jitter": 1.0}, {"noise_std": -0.1}):
     with pytest.raises(ValueError):
       segmentation_task(spec, data, optimizer=optax.adam(1e-3), **kw)

@@ -31,12 +31,28 @@ def digits():
   return pools
 
 
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory, digits):
+  """``train(family)``: the family's tiny config trained once per module (lazily), with
+  ``--record``; the FCN run is also the starting point of the fine-tuning test."""
+  done = {}
+
+  def train(family):
+    if family not in done:
+      root = tmp_path_factory.mktemp(family)
+      workdir, record = root / "work", root / "runs.json"
+      res = _CLIS[family].main(["--config", "tiny", "--workdir", str(workdir), "--record",
+                                str(record), "--no-progress"], digits=digits)
+      done[family] = (res, workdir, record)
+    return done[family]
+
+  return train
+
+
 @pytest.mark.parametrize("family", sorted(_CLIS))
-def test_tiny_cli_trains_evaluates_and_records(family, digits, tmp_path):
+def test_tiny_cli_trains_evaluates_and_records(family, digits, tiny_runs, tmp_path):
   cli = _CLIS[family]
-  workdir, record = tmp_path / "work", tmp_path / "runs.json"
-  res = cli.main(["--config", "tiny", "--workdir", str(workdir), "--record", str(record),
-                  "--no-progress"], digits=digits)
+  res, workdir, record = tiny_runs(family)
   cfg = cli.CONFIGS["tiny"]
   assert res["final_step"] == res["steps"] == cfg.steps
   for key in ("miou", "pixel_accuracy", "dataset_miou", "dataset_pixel_accuracy"):
@@ -60,17 +76,19 @@ def test_tiny_cli_trains_evaluates_and_records(family, digits, tmp_path):
     assert again[key] == pytest.approx(res[key], abs=1e-6), key
 
 
-def test_fine_tune_from_weights_and_predict(digits, tmp_path, capsys):
-  first = tmp_path / "first"
-  fcn.main(["--config", "tiny", "--workdir", str(first), "--steps", "1", "--no-progress"],
-           digits=digits)
+def test_fine_tune_from_weights_and_predict(digits, tiny_runs, tmp_path, capsys):
+  first = tiny_runs("fcn")[1]  # the tiny FCN run's workdir
   from jaxvision.inference import Detector  # pylint: disable=import-outside-toplevel
   with pytest.raises(ValueError, match="segmenter.*FCNTiny"):  # says what the file holds
     Detector.load(first)
-  # --restore-weights when training: the starting point of a fresh run.
-  res = fcn.main(["--config", "tiny", "--workdir", str(tmp_path / "second"), "--steps", "1",
+  # --restore-weights when training: the starting point of a fresh run. (The tiny config's
+  # step count, so that the training step is the program the first run compiled.)
+  steps = fcn.CONFIGS["tiny"].steps
+  res = fcn.main(["--config", "tiny", "--workdir", str(tmp_path / "second"),
                   "--restore-weights", str(first), "--no-progress"], digits=digits)
-  assert res["final_step"] == 1
+  assert res["final_step"] == steps
+  assert res["resumed_from_step"] is None  # a fresh run from those weights, not a resumption
+  assert Segmenter.load(tmp_path / "second").spec.training["restored_from"] == str(first)
   with pytest.raises(SystemExit) as e:  # FCNTiny weights, FCNSmall config: refused up front
     fcn.main(["--workdir", str(tmp_path / "third"), "--restore-weights", str(first)])
   assert e.value.code == 2 and "FCNTiny" in capsys.readouterr().err
@@ -88,13 +106,23 @@ def test_fine_tune_from_weights_and_predict(digits, tmp_path, capsys):
     assert im.format == "PNG"
 
 
-def test_train_and_evaluate_on_a_book_folder(tmp_path):
-  folder = write_book_folder(tmp_path / "drinks", num_train=8, num_test=4)
-  res = fcn.main(["--config", "tiny", "--dataset", f"book:{folder}", "--workdir",
-                  str(tmp_path / "w"), "--steps", "2", "--no-progress"])
+@pytest.fixture(scope="module")
+def book_run(tmp_path_factory):
+  """FCN on the book's folder layout, with the recipe flags --model (the family's tiny
+  variant, named) and --schedule (not the config's)."""
+  root = tmp_path_factory.mktemp("book")
+  folder = write_book_folder(root / "drinks", num_train=8, num_test=4)
+  res = fcn.main(["--config", "tiny", "--model", "FCNTiny", "--schedule", "warmup_cosine",
+                  "--dataset", f"book:{folder}", "--workdir", str(root / "w"), "--steps", "2",
+                  "--no-progress"])
+  return res, root / "w"
+
+
+def test_train_and_evaluate_on_a_book_folder(book_run, tmp_path):
+  res, workdir = book_run
   assert res["class_names"] == ["background", "water", "soda", "juice"]
   assert len(res["per_class_iou"]) == 4 and res["final_step"] == 2
-  again = fcn.main(["--evaluate", "--restore-weights", str(tmp_path / "w"), "--workdir",
+  again = fcn.main(["--evaluate", "--restore-weights", str(workdir), "--workdir",
                     str(tmp_path / "e")])
   assert again["miou"] == pytest.approx(res["miou"], abs=1e-6)
   assert again["evaluated_on"].startswith("4 test images")
@@ -152,11 +180,12 @@ def test_segnet_on_pets_through_tfds_mock_data(tmp_path):
   assert again["pixel_accuracy"] == pytest.approx(res["pixel_accuracy"], abs=1e-6)
 
 
-def test_model_flag_picks_a_variant_of_the_family(digits, tmp_path, capsys):
-  res = fcn.main(["--config", "tiny", "--model", "FCNTiny", "--workdir", str(tmp_path / "w"),
-                  "--steps", "1", "--schedule", "warmup_cosine", "--no-progress"],
-                 digits=digits)
+def test_model_flag_picks_a_variant_of_the_family(book_run, digits, tmp_path, capsys):
+  res, workdir = book_run  # trained with --model FCNTiny --schedule warmup_cosine
   assert res["model"] == "FCNTiny"
+  assert res["experiment_config"]["model"] == "FCNTiny"
+  assert res["experiment_config"]["schedule"] == "warmup_cosine"  # the config's is "book"
+  assert Segmenter.load(workdir).spec.training["config"]["schedule"] == "warmup_cosine"
   with pytest.raises(SystemExit) as e:
     fcn.main(["--config", "tiny", "--model", "UNetTiny", "--workdir", str(tmp_path / "x"),
               "--steps", "1"], digits=digits)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -25,15 +26,24 @@ def digits():
   return {"train": blob_digits(60, 0), "test": blob_digits(30, 1)}
 
 
+# The tiny config trained once per module, with the improved loss and every recipe flag:
+# anchors (aspect ratios, their unit), matching (match / ignore IoU), zoom augmentation and a
+# learning curve (an evaluation every step). Every anchor a candidate (score threshold 0):
+# after 3 steps no class reaches 0.5, and all-zero metrics would make the comparisons below
+# vacuous.
+_RECIPE_FLAGS = ["--improved-loss", "--aspect-ratios", "1", "0.5", "--aspect-ratio-unit",
+                 "pixels", "--ignore-iou", "0.3", "--match-iou", "0.5", "--zoom", "0.7", "1.4",
+                 "--eval-every", "1", "--score-threshold", "0", "--no-progress"]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, digits):
   root = tmp_path_factory.mktemp("ssd")
   workdir, record = root / "work", root / "ssd.json"
-  # Every anchor a candidate (score threshold 0): after 3 steps no class reaches 0.5, and
-  # all-zero metrics would make the comparisons below vacuous.
   results = ssd.main(["--config", "tiny", "--workdir", str(workdir), "--record", str(record),
-                      "--improved-loss", "--score-threshold", "0", "--no-progress"],
-                     digits=digits)
+                      *_RECIPE_FLAGS], digits=digits)
+  # The learning curve as this run wrote it (test_resume_... appends to the workdir's log).
+  shutil.copy(workdir / "metrics.jsonl", root / "metrics_of_the_training_run.jsonl")
   return results, workdir, record
 
 
@@ -85,7 +95,7 @@ def test_evaluate_refuses_flags_that_contradict_the_weights(trained, digits, tmp
 def test_resume_prints_and_does_not_record(trained, digits, capsys):
   _, workdir, record = trained
   ssd.main(["--config", "tiny", "--workdir", str(workdir), "--record", str(record),
-            "--improved-loss", "--score-threshold", "0", "--no-progress"], digits=digits)
+            *_RECIPE_FLAGS], digits=digits)
   out = capsys.readouterr().out
   assert "Resumed from step 3" in out and "not recording" in out
   assert len(json.loads(record.read_text())["runs"]) == 1
@@ -167,19 +177,17 @@ def test_recipe_names_follow_the_book():
   assert ssd.recipe_name(raw) == "raw"
 
 
-def test_new_recipe_flags_learning_curve_diagnosis_and_a_second_style(digits, tmp_path, capsys):
+def test_new_recipe_flags_learning_curve_diagnosis_and_a_second_style(trained, digits,
+                                                                     tmp_path, capsys):
   from experiments import scenes as scenes_cli  # pylint: disable=import-outside-toplevel
   from experiments import ssd_diagnosis  # pylint: disable=import-outside-toplevel
-  workdir = tmp_path / "work"
-  results = ssd.main(["--config", "tiny", "--workdir", str(workdir), "--aspect-ratios", "1",
-                      "0.5", "--aspect-ratio-unit", "pixels", "--ignore-iou", "0.3",
-                      "--match-iou", "0.5", "--zoom", "0.7", "1.4", "--eval-every", "1",
-                      "--score-threshold", "0", "--no-progress"], digits=digits)
+  _, workdir, _ = trained  # trained with the recipe flags (_RECIPE_FLAGS)
   det = Detector.load(workdir)
   assert det.spec.aspect_ratios == (1.0, 0.5) and det.spec.aspect_ratio_unit == "pixels"
   assert det.model.anchors_per_point == 3
   assert det.spec.training["config"]["zoom"] == [0.7, 1.4]
-  lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+  log = workdir.parent / "metrics_of_the_training_run.jsonl"  # a copy made by `trained`
+  lines = [json.loads(x) for x in log.read_text().splitlines()]
   evals = [x["step"] for x in lines if x.get("split") == "eval"]
   assert evals == [1, 2, 3], lines  # the learning curve: every step of 3, the end once
   # A second scene style in the book's layout, read back by the CLI's book reader.

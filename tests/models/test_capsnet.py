@@ -135,7 +135,7 @@ def test_a_few_steps_lower_the_loss_under_jit():
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.uniform(size=(16, 28, 28, 1)), jnp.float32)
   y = jnp.asarray(np.arange(16) % 10)
-  params = model.init(KEY, x)["params"]
+  params = jax.jit(model.init)(KEY, x)["params"]   # eager flax calls are slow
   tx = optax.adam(3e-3)
   opt = tx.init(params)
 

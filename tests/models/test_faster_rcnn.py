@@ -144,7 +144,8 @@ def test_sample_rois_labels_offsets_and_ground_truth_included():
 def tiny():
   model = models.FasterRCNNTiny(num_classes=4)
   x = jnp.zeros((2, 48, 64, 3))
-  return model, model.init(jax.random.key(0, impl="rbg"), x, train=False)
+  init = jax.jit(lambda key, x: model.init(key, x, train=False))  # eager flax calls are slow
+  return model, init(jax.random.key(0, impl="rbg"), x)
 
 
 def _scene(rng):

@@ -112,7 +112,8 @@ def test_mask_iou_and_mask_ap_equal_box_ap_for_filled_boxes():
 def tiny():
   model = models.MaskRCNNTiny(num_classes=4)
   x = jnp.zeros((2, 48, 64, 3))
-  return model, model.init(jax.random.key(0, impl="rbg"), x, train=False)
+  init = jax.jit(lambda key, x: model.init(key, x, train=False))  # eager flax calls are slow
+  return model, init(jax.random.key(0, impl="rbg"), x)
 
 
 def _scene():

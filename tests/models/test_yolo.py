@@ -85,7 +85,8 @@ def test_loss_by_hand():
 def tiny():
   model = models.YOLOTiny(num_classes=4)
   x = jnp.zeros((1, 48, 64, 3))
-  return model, model.init(jax.random.key(0, impl="rbg"), x, train=False)
+  init = jax.jit(lambda key, x: model.init(key, x, train=False))  # eager flax calls are slow
+  return model, init(jax.random.key(0, impl="rbg"), x)
 
 
 def test_shapes_jit_and_initial_confidence(tiny):
