@@ -803,6 +803,8 @@ def run_classifier_experiment(exp: ClassifierExperiment, argv: Sequence[str] | N
     }
     if trained:
       results["wall_seconds"] = round(cumulative_wall_seconds(args.workdir, wall), 1)
+      # This process's CPU time (all threads; a resumed run counts its own part only).
+      results["process_cpu_seconds"] = round(time.process_time(), 1)
       results["train_images_per_sec"] = (None if not train_results["steps_per_sec"] else
                                          round(train_results["steps_per_sec"]
                                                * cfg.batch_size, 1))

@@ -35,6 +35,13 @@ from jaxvision.models.gan import (DCGANDiscriminator, DCGANDiscriminator64,
                                   LinearGenerator, MLPDiscriminator, MnistFeatureNet,
                                   MnistFeatureNetTiny)
 from jaxvision.models.vgg import VGG, VGG19, VGG19Small, VGG19Tiny
+from jaxvision.models.wavenet import (SeqMnistTCN, SeqMnistTCNTiny, WaveNet, WaveNetTiny)
+from jaxvision.models.text import BagOfWords, BagOfWordsTiny, TextCNN, TextCNNTiny
+from jaxvision.models.video import (Video2Plus1D, Video2Plus1DTiny, Video3D, Video3DTiny,
+                                    VideoLSTM, VideoLSTMTiny, VideoSingleFrame,
+                                    VideoSingleFrameTiny)
+from jaxvision.models.vqa import (QuestionOnly, QuestionOnlyTiny, RelationNet, RelationNetTiny,
+                                  VQANet, VQANetTiny)
 from jaxvision.models import layers
 
 __all__ = [
@@ -70,4 +77,9 @@ __all__ = [
     "DCGANGenerator64", "DCGANDiscriminator64", "DCGANGeneratorMNIST", "DCGANDiscriminatorMNIST",
     "DCGANGeneratorTiny", "DCGANDiscriminatorTiny", "MnistFeatureNet", "MnistFeatureNetTiny",
     "VGG", "VGG19", "VGG19Small", "VGG19Tiny",
+    "WaveNet", "WaveNetTiny", "SeqMnistTCN", "SeqMnistTCNTiny",
+    "TextCNN", "TextCNNTiny", "BagOfWords", "BagOfWordsTiny",
+    "VideoLSTM", "Video3D", "Video2Plus1D", "VideoSingleFrame", "VideoLSTMTiny",
+    "Video3DTiny", "Video2Plus1DTiny", "VideoSingleFrameTiny",
+    "VQANet", "QuestionOnly", "RelationNet", "VQANetTiny", "QuestionOnlyTiny", "RelationNetTiny",
 ]
