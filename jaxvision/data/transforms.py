@@ -694,7 +694,8 @@ def rotate_or_crop_views(images: ArrayLike, key: ArrayLike, *, out_size: int = 2
     ``(view1, view2)``, each ``[B * repeats, out_size, out_size, C]``.
 
   >>> x = jnp.full((2, 28, 28, 1), 255, jnp.uint8)
-  >>> v1, v2 = rotate_or_crop_views(x, jax.random.key(0), rotation_prob=0.0)
+  >>> views = jax.jit(lambda x, key: rotate_or_crop_views(x, key, rotation_prob=0.0))
+  >>> v1, v2 = views(x, jax.random.key(0))
   >>> v2.shape, bool(jnp.all(v2 == 1.0))
   ((2, 24, 24, 1), True)
   """

@@ -3,6 +3,8 @@ through the agreement), margin loss, the paper's parameter count, and a training
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -108,16 +110,30 @@ def test_paper_size_and_shapes():
   assert shapes["params"]["routing_weights"].shape == (1152, 10, 16, 8)
 
 
+class _JittedApply:
+  """``model`` for a helper that only calls ``model.apply`` (and returns Python values, so it
+  cannot be jitted whole): the same call, jitted, as eager flax calls are slow."""
+
+  def __init__(self, model):
+    self.model = model
+
+  def apply(self, variables, *args, method):
+    return jax.jit(functools.partial(self.model.apply, method=method))(variables, *args)
+
+
 def test_tiny_forward_shapes_reconstruction_and_perturbation():
   model = capsnet.CapsNetTiny()
-  x = jax.random.uniform(KEY, (3, 28, 28, 1))
-  variables = jax.jit(model.init)(KEY, x)           # eager flax calls are slow
+  # rbg: the default threefry key's random bits take seconds to compile on XLA:CPU.
+  key = jax.random.key(0, impl="rbg")
+  x = jax.random.uniform(key, (3, 28, 28, 1))
+  variables = jax.jit(model.init)(key, x)           # eager flax calls are slow
   lengths = jax.jit(model.apply)(variables, x)
   assert lengths.shape == (3, 10) and bool(jnp.all((lengths >= 0) & (lengths < 1)))
-  pred, recon = capsnet.reconstructions(model, variables, x)
+  pred, recon = jax.jit(lambda v, x: capsnet.reconstructions(model, v, x))(variables, x)
   assert pred.shape == (3,) and recon.shape == (3, 28, 28, 1)
   np.testing.assert_array_equal(np.asarray(pred), np.asarray(jnp.argmax(lengths, -1)))
-  cls, pert = capsnet.perturbed_reconstructions(model, variables, x[0], [-0.25, 0.0, 0.25])
+  cls, pert = capsnet.perturbed_reconstructions(_JittedApply(model), variables, x[0],
+                                                [-0.25, 0.0, 0.25])
   assert pert.shape == (8, 3, 28, 28, 1) and cls == int(pred[0])
   np.testing.assert_allclose(np.asarray(pert[0, 1]), np.asarray(recon[0]), atol=1e-5)
   with pytest.raises(ValueError, match="image_shape"):

@@ -14,7 +14,9 @@ from hypothesis import given, settings, strategies as st
 from jaxvision.models import count_params, layers
 from jaxvision.reference import conv as ref
 
-KEY = jax.random.key(0)
+# rbg: the default threefry key's random bits take seconds to compile on XLA:CPU for each new
+# shape (jax_threefry_partitionable), and no test here depends on the values drawn.
+KEY = jax.random.key(0, impl="rbg")
 
 
 def _conv(x, k, stride=1, padding=0, dilation=1, groups=1):
@@ -165,14 +167,18 @@ def test_space_to_depth_conv_is_the_strided_conv(size, k, s, padding):
   rng = np.random.default_rng(size * 7 + k)
   x = jnp.asarray(rng.normal(size=(2, size, size + 1, 3)), jnp.float32)
   kernel = jnp.asarray(rng.normal(size=(k, k, 3, 4)), jnp.float32)
-  want = jax.lax.conv_general_dilated(x, kernel, (s, s), padding,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  got = layers.space_to_depth_conv(x, kernel, s, padding)
+  strided = lambda a: jax.lax.conv_general_dilated(
+      a, kernel, (s, s), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  s2d = lambda a: layers.space_to_depth_conv(a, kernel, s, padding)
+  sq = lambda f: jax.grad(lambda a: jnp.sum(f(a) ** 2))
+
+  @jax.jit  # one compilation per example (op-by-op, every primitive compiles on its own)
+  def both(x):
+    return strided(x), s2d(x), sq(strided)(x), sq(s2d)(x)
+
+  want, got, g_want, g_got = both(x)
   assert got.shape == want.shape
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
-  g_want = jax.grad(lambda a: jnp.sum(jax.lax.conv_general_dilated(
-      a, kernel, (s, s), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")) ** 2))(x)
-  g_got = jax.grad(lambda a: jnp.sum(layers.space_to_depth_conv(a, kernel, s, padding) ** 2))(x)
   np.testing.assert_allclose(np.asarray(g_got), np.asarray(g_want), rtol=1e-3, atol=1e-3)
 
 
@@ -203,8 +209,8 @@ def test_dilated_conv_field_and_values():
 def test_depthwise_separable_block_trains_in_both_modes():
   x = jax.random.normal(KEY, (4, 8, 8, 6))
   mod = layers.DepthwiseSeparableConv(10, strides=2)
-  v = mod.init(KEY, x)
-  y, upd = mod.apply(v, x, train=True, mutable=["batch_stats"])
+  v = jax.jit(mod.init)(KEY, x)  # eager flax calls are slow
+  y, upd = jax.jit(lambda v, x: mod.apply(v, x, train=True, mutable=["batch_stats"]))(v, x)
   assert y.shape == (4, 4, 4, 10) and bool(jnp.all(y >= 0))
   assert not jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), upd["batch_stats"],
                                        v["batch_stats"]))
@@ -219,17 +225,19 @@ def test_depthwise_implementations_agree_with_gradients(size, k, s, d, padding, 
   rng = np.random.default_rng(size + 10 * k)
   x = jnp.asarray(rng.normal(size=(2, size, size, 3)), jnp.float32)
   kernel = jnp.asarray(rng.normal(size=(k, k, 1, 3 * m)), jnp.float32)
-  want = jax.lax.conv_general_dilated(x, kernel, (s, s), padding, rhs_dilation=(d, d),
-                                      feature_group_count=3,
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  got = layers.depthwise_conv_shifts(x, kernel, s, padding, d)
+  grouped = lambda a, b: jax.lax.conv_general_dilated(
+      a, b, (s, s), padding, rhs_dilation=(d, d), feature_group_count=3,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  shifts = lambda a, b: layers.depthwise_conv_shifts(a, b, s, padding, d)
+  sq = lambda f: jax.grad(lambda a, b: jnp.sum(f(a, b) ** 2), argnums=(0, 1))
+
+  @jax.jit  # one compilation per example (op-by-op, every primitive compiles on its own)
+  def both(x, kernel):
+    return grouped(x, kernel), shifts(x, kernel), sq(grouped)(x, kernel), sq(shifts)(x, kernel)
+
+  want, got, gw, gg = both(x, kernel)
   assert got.shape == want.shape
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
-  gw = jax.grad(lambda a, b: jnp.sum(jax.lax.conv_general_dilated(
-      a, b, (s, s), padding, rhs_dilation=(d, d), feature_group_count=3,
-      dimension_numbers=("NHWC", "HWIO", "NHWC")) ** 2), argnums=(0, 1))(x, kernel)
-  gg = jax.grad(lambda a, b: jnp.sum(layers.depthwise_conv_shifts(a, b, s, padding, d) ** 2),
-                argnums=(0, 1))(x, kernel)
   for a, b in zip(gg, gw):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-3)
 

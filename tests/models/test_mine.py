@@ -55,14 +55,15 @@ def test_statistics_network_is_the_books_architecture():
 @given(batch=st.integers(1, 9), dx=st.sampled_from([0, 1, 3]), dy=st.sampled_from([0, 2]),
        hidden=st.sampled_from([1, 16]), seed=st.integers(0, 2**16))
 def test_statistics_network_matches_numpy(batch, dx, dy, hidden, seed):
-  kx, ky, kp = jax.random.split(jax.random.key(seed), 3)
-  x = jax.random.normal(kx, (batch,) if dx == 0 else (batch, dx))  # dx == 0: shape [B]
-  y = jax.random.normal(ky, (batch,) if dy == 0 else (batch, dy))
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(batch,) if dx == 0 else (batch, dx)).astype(np.float32)  # dx == 0: [B]
+  y = rng.normal(size=(batch,) if dy == 0 else (batch, dy)).astype(np.float32)
   t = models.MineStatisticsNetwork(hidden=hidden)
-  params = t.init(kp, x, y)
-  # Random biases too, so the ReLU cuts at non-zero points.
-  params = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(kp, a.shape), params)
-  out = t.apply(params, x, y)
+  # Random values in init's tree (biases too, so the ReLU cuts at non-zero points); NumPy and
+  # eval_shape, as compiling jax.random and the initialisers for each new shape is slow.
+  params = jax.tree.map(lambda a: (0.5 * rng.normal(size=a.shape)).astype(a.dtype),
+                        jax.eval_shape(t.init, _KEY, x, y))
+  out = jax.jit(t.apply)(params, x, y)  # one compilation (eager flax calls are slow)
   assert out.shape == (batch,) and out.dtype == jnp.float32
   np.testing.assert_allclose(out, _np_statistics_network(params, x, y), rtol=1e-5, atol=1e-5)
 
@@ -134,16 +135,17 @@ def test_mlp_depends_on_both_inputs_and_jits():
 
 def test_encoder_shapes_and_batch_stats():
   enc = models.MineEncoder(latent_dim=6, trunk=models.TinyTrunk)
-  x = jax.random.uniform(_KEY, (3, 8, 8, 1))
-  v = enc.init(_KEY, x, train=False)
+  key = jax.random.key(0, impl="rbg")  # threefry's random bits are slow to compile on CPU
+  x = jax.random.uniform(key, (3, 8, 8, 1))
+  v = jax.jit(lambda k, x: enc.init(k, x, train=False))(key, x)  # eager flax calls are slow
   assert v["params"]["latent"]["kernel"].shape == (4 * 4 * 8, 6)
-  z, updates = enc.apply(v, x, train=True, mutable=["batch_stats"])
+  z, updates = jax.jit(lambda v, x: enc.apply(v, x, train=True, mutable=["batch_stats"]))(v, x)
   assert z.shape == (3, 6)
   assert not np.allclose(updates["batch_stats"]["trunk"]["bn0"]["mean"], 0.0)
   # End to end with T: the encoder's codes feed the book's T (hidden 1024 in the book).
   t = models.MineStatisticsNetwork(hidden=32)
-  tp = t.init(_KEY, z, z)
-  assert t.apply(tp, z, z[::-1]).shape == (3,)
+  tp = jax.jit(t.init)(key, z, z)
+  assert jax.jit(t.apply)(tp, z, z[::-1]).shape == (3,)
 
 
 def test_encoder_default_is_the_books_vgg():

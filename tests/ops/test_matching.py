@@ -92,9 +92,9 @@ def _bucket(n: int, buckets) -> int:
   return next(b for b in buckets if b >= n)
 
 
-def _pad_problem(anchors, gt, valid):
-  a_pad = _bucket(len(anchors), _A_BUCKETS)
-  g_pad = _bucket(gt.shape[-2], _G_BUCKETS)
+def _pad_problem(anchors, gt, valid, sizes=None):
+  """Pads to the buckets of ``A`` and ``G``, or to ``sizes = (A_pad, G_pad)``."""
+  a_pad, g_pad = sizes or (_bucket(len(anchors), _A_BUCKETS), _bucket(gt.shape[-2], _G_BUCKETS))
   far = np.tile(np.array([[1000.0, 1000.0, 1001.0, 1001.0]], np.float32), (a_pad, 1))
   far[: len(anchors)] = anchors
   gt_p = np.zeros(gt.shape[:-2] + (g_pad, 4), np.float32)
@@ -139,11 +139,20 @@ def test_match_anchors_matches_oracle(problem, threshold, bipartite):
   np.testing.assert_allclose(iou, want_iou, rtol=1e-6, atol=0)
 
 
+# Two padded shapes, not the four bucket combinations: both small (one GT chunk, anchors
+# padded by the op to its 32-anchor chunks) or both large (GTs in chunks of 2, no anchor
+# padding). Every shape compiles three programs (eager, jitted, one image).
+_SHAPE_PAIRS = tuple(zip(_A_BUCKETS, _G_BUCKETS))
+
+
 @settings(max_examples=12, deadline=None)
-@given(problem=problems())
-def test_match_anchors_under_jit_and_over_leading_dims(problem):
+@given(sized=st.sampled_from(_SHAPE_PAIRS).flatmap(
+    lambda sizes: st.tuples(st.just(sizes), problems(max_anchors=min(sizes[0], 300),
+                                                     max_gt=min(sizes[1], 70)))))
+def test_match_anchors_under_jit_and_over_leading_dims(sized):
   threshold = 0.5  # static under jit: one value keeps the compilations few
-  anchors, gt, valid = _pad_problem(*problem)
+  sizes, problem = sized
+  anchors, gt, valid = _pad_problem(*problem, sizes=sizes)
   eager = match_anchors(anchors, gt, valid, iou_threshold=threshold)
   jitted = _jitted_match(True)(anchors, gt, valid, iou_threshold=threshold)
   for x, y in zip(eager, jitted):
