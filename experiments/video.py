@@ -52,11 +52,7 @@ CONFIGS = {
 
 
 def _data(cfg, args):
-  try:
-    return video.experiment_data(cfg.data, args.data_dir)
-  except (FileNotFoundError, ValueError) as e:
-    from jaxvision.experiment import FlagError  # pylint: disable=import-outside-toplevel
-    raise FlagError(f"--data-dir: {e}") from None
+  return video.experiment_data(cfg.data, args.data_dir)
 
 
 def _report(clf, test, workdir):

@@ -28,6 +28,7 @@ import numpy as np
 from jaxvision import audio, experiment, models, weights
 from jaxvision.models import wavenet as wn
 from jaxvision.sequence import SequenceConfig, make_optimizer
+from jaxvision.train.loop import jsonable
 
 RESULTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                             "wavenet_tones.json")
@@ -99,7 +100,7 @@ def main(argv=None):
         weights.save_weights(os.path.join(args.workdir, "weights.msgpack"), {"params": params},
                              {"kind": KIND, "model": cfg.model,
                               "attributes": dict(cfg.attributes), "config_name": name,
-                              "config": experiment._jsonable(dataclasses.asdict(cfg))})  # pylint: disable=protected-access
+                              "config": jsonable(dataclasses.asdict(cfg))})
       trained = True
     test_codes = test.arrays["audio"]
     bits = audio.nll_bits(model, params, test_codes)

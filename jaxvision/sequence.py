@@ -384,6 +384,15 @@ class InputsExperiment:
   extra_flags: Callable[[argparse.ArgumentParser], None] | None = None
 
 
+def _load_data(exp: InputsExperiment, cfg: SequenceConfig, args):
+  """``exp.data``, its missing or unreadable files reported as a flag error."""
+  from jaxvision.experiment import FlagError  # pylint: disable=import-outside-toplevel
+  try:
+    return exp.data(cfg, args)
+  except (FileNotFoundError, ValueError) as e:
+    raise FlagError(f"--data-dir: {e}") from None
+
+
 def _group(exp: InputsExperiment, data) -> str | None:
   """The experiment's grouping field where the data has it (IMDB has no sentence kinds)."""
   return exp.group if exp.group is not None and exp.group in _arrays(data) else None
@@ -444,12 +453,12 @@ def run_inputs_experiment(exp: InputsExperiment, argv: Sequence[str] | None = No
       ex.check_against_weights(overrides, trained_cfg, repr(str(source)))
       if trained_cfg.get("data"):
         cfg = dataclasses.replace(cfg, data=dict(trained_cfg["data"]))
-      _, test, _ = exp.data(cfg, args)
+      _, test, _ = _load_data(exp, cfg, args)
       trained = False
     else:
       name = args.config or exp.default_config
       cfg = dataclasses.replace(exp.configs[name], **overrides)
-      train, test, fields = exp.data(cfg, args)
+      train, test, fields = _load_data(exp, cfg, args)
       fields = dict(fields)
       # Attributes the data decides (a vocabulary's size) join the config's.
       spec = InputsSpec(model=cfg.model, attributes={**cfg.attributes,
