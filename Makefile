@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 WORKERS ?= 2
 ARGS   ?=
 
-.PHONY: demo test bench bench-quick bench-install clean venv
+.PHONY: demo test bench bench-quick bench-install gpu-check clean venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ bench-quick: $(VENV)/.dev-installed
 	$(PY) -m benchmarks.run --quick $(ARGS)
 
 bench-install: $(VENV)/.bench-installed
+
+# On a machine with an NVIDIA GPU: the compiled-kernel tests and the GPU benchmark rows in
+# under 8 minutes, one JSON in $OUT or benchmarks/results (see the script's header; it picks
+# its own Python). `make gpu-check ARGS=--quick` for the quick sizes.
+gpu-check:
+	bash benchmarks/gpu_check.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis

@@ -17,6 +17,7 @@ import os
 import pathlib
 import re
 import sys
+import tempfile
 import time
 import traceback
 
@@ -33,6 +34,11 @@ def _parse(argv):
   p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
   p.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
   p.add_argument("--no-plots", action="store_true")
+  p.add_argument("--method", choices=("isolated", "inprocess", "both"), default=None,
+                 help="isolated: each implementation in its own worker process, alternating "
+                      "rounds (default, except --smoke); inprocess: all in this process, "
+                      "interleaved; both: isolated, plus the in-process times as a second "
+                      "column")
   args = p.parse_args(argv)
   only = [f for f in args.only.split(",") if f]
   unknown = sorted(set(only) - set(FAMILIES))
@@ -40,6 +46,8 @@ def _parse(argv):
     p.error(f"--only: unknown families {unknown}; choose from {FAMILIES}")
   args.only = only or list(FAMILIES)
   args.mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+  if args.method is None:
+    args.method = "inprocess" if args.smoke else "isolated"
   return args
 
 
@@ -63,7 +71,8 @@ def machine_info(device: str) -> dict:
   }
 
 
-def _collect(families, mode, device):
+def build_family(family, mode, device):
+  """The cases of one family (each benchmark module builds its own inputs and callables)."""
   from benchmarks import conv, iic, iou, matching, nms, roi, ssd
   builders = {
       "iic": lambda: iic.cases(mode, device),
@@ -76,40 +85,96 @@ def _collect(families, mode, device):
       "roi": lambda: roi.cases(mode, device),
       "conv": lambda: conv.cases(mode, device),
   }
-  for family in families:
-    yield family, builders[family]
+  return builders[family]()
+
+
+_BUDGET = {"smoke": (2, 0.0, 2.0), "quick": (3, 0.2, 10.0)}
+
+
+def _budget(case, mode):
+  """(rounds at least, seconds at least, seconds at most) of a case's timing."""
+  return _BUDGET.get(mode, (case.reps, 0.5, 40.0))
+
+
+def _rows(case_name, family, size, subject, goals, missing, times, compile_s, peak_mb,
+          inprocess=None):
+  """Result rows of one case: the subject's, then one per comparator with its paired ratio
+  (``inprocess``: the same implementations' times measured in one process, if taken)."""
+  from benchmarks.common import Timing, device_peak_mb, paired_ratio
+  timings = {name: Timing(name, t, compile_s[name]) for name, t in times.items()}
+  same = None if inprocess is None else {name: Timing(name, t, 0.0)
+                                         for name, t in inprocess.items()}
+  sub = timings[subject]
+  base = {"case": case_name, "family": family, "size": size, "peak_rss_mb": round(peak_mb, 1),
+          "device_peak_mb": device_peak_mb()}
+  rows = [{**base, "impl": subject, "comparator": None, "median_s": sub.median_s,
+           "min_s": sub.min_s, "compile_s": sub.compile_s, "ratio": None, "goal": None,
+           "met": None}]
+  if same is not None:
+    rows[0]["inprocess_median_s"] = same[subject].median_s
+  for name, t in timings.items():
+    if name == subject:
+      continue
+    goal = goals.get(name)
+    ratio = paired_ratio(t, sub)
+    row = {**base, "impl": name, "comparator": subject, "median_s": t.median_s,
+           "min_s": t.min_s, "compile_s": t.compile_s, "ratio": ratio, "goal": goal,
+           "met": None if goal is None else bool(ratio >= goal)}
+    if same is not None:
+      row["inprocess_median_s"] = same[name].median_s
+      row["inprocess_ratio"] = paired_ratio(same[name], same[subject])
+    rows.append(row)
+  for name in missing:
+    rows.append({**base, "impl": name, "comparator": subject, "median_s": None,
+                 "min_s": None, "compile_s": None, "ratio": None, "goal": goals.get(name),
+                 "met": None, "note": "comparator not installed"})
+  return rows
 
 
 def run_case(case, mode):
-  from benchmarks.common import MemorySampler, device_peak_mb, paired_ratio, time_interleaved
-  reps, min_time, max_time = {"smoke": (2, 0.0, 2.0), "quick": (3, 0.2, 10.0),
-                              "full": (case.reps, 0.5, 40.0)}[mode]
+  """All implementations of ``case`` timed in this process, interleaved (``--method
+  inprocess``)."""
+  from benchmarks.common import MemorySampler, time_interleaved
+  reps, min_time, max_time = _budget(case, mode)
   with MemorySampler() as memory:
     timings = time_interleaved(case.impls, reps=reps, min_time_s=min_time,
                                max_time_s=max_time)
-  outs = {name: fn() for name, fn in case.impls.items()} if case.check else {}
   if case.check:
-    case.check(outs)
-  subject = timings[case.subject]
-  rows = []
-  base = {"case": case.name, "family": case.family, "size": case.size,
-          "peak_rss_mb": round(memory.peak_mb, 1), "device_peak_mb": device_peak_mb()}
-  rows.append({**base, "impl": case.subject, "comparator": None,
-               "median_s": subject.median_s, "min_s": subject.min_s,
-               "compile_s": subject.compile_s, "ratio": None, "goal": None, "met": None})
-  for name, t in timings.items():
-    if name == case.subject:
-      continue
-    goal = case.goals.get(name)
-    ratio = paired_ratio(t, subject)
-    rows.append({**base, "impl": name, "comparator": case.subject, "median_s": t.median_s,
-                 "min_s": t.min_s, "compile_s": t.compile_s, "ratio": ratio, "goal": goal,
-                 "met": None if goal is None else bool(ratio >= goal)})
-  for name in case.missing:
-    rows.append({**base, "impl": name, "comparator": case.subject, "median_s": None,
-                 "min_s": None, "compile_s": None, "ratio": None, "goal": case.goals.get(name),
-                 "met": None, "note": "comparator not installed"})
-  return rows
+    case.check({name: fn() for name, fn in case.impls.items()})
+  return _rows(case.name, case.family, case.size, case.subject, case.goals, case.missing,
+               {n: t.times for n, t in timings.items()},
+               {n: t.compile_s for n, t in timings.items()}, memory.peak_mb)
+
+
+def run_family_isolated(family, mode, device, inputs_dir, *, inprocess):
+  """Every case of ``family`` with each implementation in its own process (``--method
+  isolated``; ``--method both`` adds the in-process times as a second column). Yields
+  ``(case name, rows or None, failure or None)``."""
+  from benchmarks import isolated
+  cases = build_family(family, mode, device)  # goals, sizes, names; nothing is run here
+  workers = isolated.FamilyWorkers(family, mode, device, inputs_dir)
+  try:
+    for index, case in enumerate(cases):
+      reps, min_time, max_time = _budget(case, mode)
+      try:
+        r = workers.time_case(index, reps=reps, min_time_s=min_time, max_time_s=max_time,
+                              inprocess=inprocess)
+      except Exception:  # noqa: BLE001 - report and go on
+        yield case.name, None, traceback.format_exc()
+        continue
+      if r["check"] is not None:
+        yield case.name, None, f"outputs disagree: {r['check']}"
+        continue
+      rows = _rows(case.name, case.family, case.size, case.subject, case.goals, case.missing,
+                   r["times"], r["compile_s"], r["peak_mb"][case.subject], r["inprocess"])
+      for row in rows:
+        if row["impl"] in r["threads"]:
+          row["threads"] = r["threads"][row["impl"]]
+        row["method"] = "isolated"
+      rows[0]["quiet_wait_s"] = round(r["quiet_wait_s"], 4)
+      yield case.name, rows, None
+  finally:
+    workers.close()
 
 
 def _fmt_time(s):
@@ -118,26 +183,49 @@ def _fmt_time(s):
   return f"{s * 1e3:.3f} ms" if s < 1 else f"{s:.2f} s"
 
 
+_METHOD_TEXT = {
+    "isolated": "Each implementation ran in its own worker process; rounds alternate between "
+                "them (one call each, the next only once the previous process has stopped "
+                "using CPU), so no library's threads slow another's calls.",
+    "both": "Each implementation ran in its own worker process; rounds alternate between "
+            "them (one call each, the next only once the previous process has stopped using "
+            "CPU). `in-process` repeats the ratio with every implementation interleaved in "
+            "one process (the earlier method).",
+    "inprocess": "All implementations ran in one process, interleaved.",
+}
+
+
 def markdown(machine, rows, title):
+  method = machine.get("method", "inprocess")
+  second = any(r.get("inprocess_ratio") is not None for r in rows)
+  threads = machine.get("threads") or {}
   lines = [f"## {title}", "",
            f"Machine: {machine['cpu']} ({machine['cores']} cores), device `{machine['device']}`,"
            f" {machine['date']}. Versions: "
            + ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v) + ".", "",
-           "`ratio` = comparator time / jaxvision time, the median over interleaved rounds "
-           "(> 1: jaxvision is faster). Compile time is excluded and shown separately.", "",
-           "| case | implementation | median | min | compile | speed-up of jaxvision | goal | met "
-           "| case peak RSS |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           _METHOD_TEXT[method] + " `ratio` = comparator time / jaxvision time, the median "
+           "of per-round ratios (> 1: jaxvision is faster). Compile time is excluded and "
+           "shown separately.", ""]
+  if threads:
+    lines += ["Threads: " + "; ".join(
+        f"{impl}: " + ", ".join(f"{k}={v}" for k, v in sorted(t.items()) if v not in (None, ""))
+        for impl, t in sorted(threads.items())) + ".", ""]
+  lines += ["| case | implementation | median | min | compile | speed-up of jaxvision"
+            + (" | in-process" if second else "") + " | goal | met | case peak RSS |",
+            "|---|---|---|---|---|---|" + ("---|" if second else "") + "---|---|---|"]
   for r in rows:
     ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
     if r.get("note"):
       ratio = r["note"]
+    same = ""
+    if second and r.get("inprocess_ratio") is not None:
+      same = f"{r['inprocess_ratio']:.2f}x"
     goal = "" if r["goal"] is None else f">= {r['goal']:g}x"
     met = {None: "", True: "yes", False: "**no**"}[r["met"]]
     memory = f"{r['peak_rss_mb']:.0f} MiB" if r["comparator"] is None else ""
     lines.append(f"| {r['case']} | {r['impl']} | {_fmt_time(r['median_s'])} | "
-                 f"{_fmt_time(r['min_s'])} | {_fmt_time(r['compile_s'])} | {ratio} | {goal} | "
-                 f"{met} | {memory} |")
+                 f"{_fmt_time(r['min_s'])} | {_fmt_time(r['compile_s'])} | {ratio} | "
+                 + (f"{same} | " if second else "") + f"{goal} | {met} | {memory} |")
   return "\n".join(lines) + "\n"
 
 
@@ -202,6 +290,46 @@ def plot(rows, path_prefix, *, note=None):
   return written
 
 
+def _family_rows(family, args, inputs_dir):
+  """``(case name, rows, failure)`` for every case of a family, by the chosen method."""
+  if args.method != "inprocess":
+    try:
+      yield from run_family_isolated(family, args.mode, args.device, inputs_dir,
+                                     inprocess=args.method == "both")
+    except Exception:  # noqa: BLE001 - the family's workers could not start
+      yield family, None, traceback.format_exc()
+    return
+  try:
+    cases = build_family(family, args.mode, args.device)
+  except Exception:  # noqa: BLE001 - report and go on with the other families
+    yield family, None, traceback.format_exc()
+    return
+  for case in cases:
+    try:
+      yield case.name, run_case(case, args.mode), None
+    except Exception:  # noqa: BLE001
+      yield case.name, None, traceback.format_exc()
+
+
+def _progress_line(r):
+  ratio = "" if r["ratio"] is None else f" ratio {r['ratio']:.2f}x"
+  if r.get("inprocess_ratio") is not None:
+    ratio += f" (in-process {r['inprocess_ratio']:.2f}x)"
+  goal = "" if r["goal"] is None else (
+      f" (goal {r['goal']:g}x: "
+      f"{'met' if r['met'] else 'NOT met' if r['met'] is False else 'n/a'})")
+  return (f"{r['case']:<44} {r['impl']:<26} {_fmt_time(r['median_s']):>12}"
+          f"{ratio}{goal}{' ' + r['note'] if r.get('note') else ''}")
+
+
+def _thread_summary(rows):
+  """The thread settings each implementation's worker reported (isolated runs), or this
+  process's (in-process runs)."""
+  from benchmarks import isolated
+  seen = {r["impl"]: r["threads"] for r in rows if r.get("threads")}
+  return seen or {"this process": isolated.thread_settings()}
+
+
 def main(argv=None):
   args = _parse(argv)
   if args.device == "cpu":
@@ -213,27 +341,20 @@ def main(argv=None):
         flush=True)
   rows, failures = [], []
   start = time.perf_counter()
-  for family, build in _collect(args.only, args.mode, args.device):
-    try:
-      cases = build()
-    except Exception:  # noqa: BLE001 - report and go on with the other families
-      failures.append(f"{family}: {traceback.format_exc()}")
-      print(failures[-1], file=sys.stderr)
-      continue
-    for case in cases:
-      try:
-        case_rows = run_case(case, args.mode)
-      except Exception:  # noqa: BLE001
-        failures.append(f"{case.name}: {traceback.format_exc()}")
+  inputs = tempfile.TemporaryDirectory(prefix="jaxvision-bench-inputs-")
+  os.environ["JAXVISION_BENCH_INPUTS"] = inputs.name
+  machine["method"] = args.method
+  for family in args.only:
+    for name, case_rows, failure in _family_rows(family, args, inputs.name):
+      if failure is not None:
+        failures.append(f"{name}: {failure}")
         print(failures[-1], file=sys.stderr)
         continue
       rows.extend(case_rows)
       for r in case_rows:
-        ratio = "" if r["ratio"] is None else f" ratio {r['ratio']:.2f}x"
-        goal = "" if r["goal"] is None else f" (goal {r['goal']:g}x: " \
-            f"{'met' if r['met'] else 'NOT met' if r['met'] is False else 'n/a'})"
-        print(f"{r['case']:<44} {r['impl']:<26} {_fmt_time(r['median_s']):>12}"
-              f"{ratio}{goal}{' ' + r['note'] if r.get('note') else ''}", flush=True)
+        print(_progress_line(r), flush=True)
+  inputs.cleanup()
+  machine["threads"] = _thread_summary(rows)
   machine["wall_seconds"] = round(time.perf_counter() - start, 1)
   machine["command"] = "python -m benchmarks.run " + " ".join(argv if argv is not None
                                                              else sys.argv[1:])

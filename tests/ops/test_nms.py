@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import math
 
 import jax
@@ -44,6 +45,9 @@ from hypothesis import event, given, settings, strategies as st
 
 from jaxvision.ops.nms import batched_nms, detection_nms, multiclass_nms, nms, soft_nms
 from jaxvision.reference import nms as ref
+
+# The module itself (`jaxvision.ops.nms` the attribute is the function) for private paths.
+nms_module = importlib.import_module("jaxvision.ops.nms")
 
 _BUCKETS = (8, 64, 320)
 _MAX_N = 300
@@ -660,6 +664,52 @@ class TestMulticlassNms:
                                 max_output_size_per_class=5, max_total_size=4)
     assert int(n) == 4 and c.tolist() == [0, 1, 1, 0]
     np.testing.assert_array_equal(b, boxes[[1, 0, 1, 0]])
+
+  @_FEW_EXAMPLES
+  @given(problems(), st.sampled_from([(3, 5), (400, 10), (5, 400)]), st.sampled_from([8, 16]))
+  def test_rounds_with_few_slots_match_oracle(self, problem, sizes, slots):
+    # The XLA path works on the best `slots` (box, class) pairs per round and takes more
+    # rounds when those run out. Tiny slot counts force every branch: both top-k stages
+    # (4 classes x up to 400 boxes >> 8 blocks of 8), cuts inside runs of tied scores, many
+    # rounds, and pairs suppressed by boxes their class kept in an earlier round.
+    class_scores = _multiclass_scores(problem, 4)
+    boxes, _, padded_scores = _pad(problem, _bucket(problem.n), class_scores, np.nan)
+    per_class, total = sizes
+    kw = dict(iou_threshold=0.5, score_threshold=0.0, max_output_size_per_class=per_class,
+              max_total_size=total)
+    out = nms_module._multiclass(
+        jnp.asarray(boxes), jnp.asarray(padded_scores), 0.5, 0.0, max_per_class=per_class,
+        max_total=total, dtype=jnp.float32, slots=slots)
+    _assert_multiclass(out, ref.multiclass_nms(problem.boxes, class_scores, **kw), total)
+
+  def test_rounds_cut_inside_tied_scores(self):
+    # 600 boxes in tight clusters, 5 classes, scores on a 0.01 grid (runs of ties that
+    # straddle every round's cut), 16 slots per round: equal to the default path and to
+    # the oracle.
+    rng = np.random.default_rng(1)
+    boxes = _make_boxes(rng, 600, "clustered", 0.01, "none")
+    class_scores = np.round(rng.uniform(0, 1, (600, 5)), 2).astype(np.float32)
+    kw = dict(iou_threshold=0.3, score_threshold=0.05, max_output_size_per_class=30,
+              max_total_size=60)
+    few = nms_module._multiclass(jnp.asarray(boxes), jnp.asarray(class_scores), 0.3, 0.05,
+                                 max_per_class=30, max_total=60, dtype=jnp.float32, slots=16)
+    default = multiclass_nms(boxes, class_scores, **kw)
+    for a, b in zip(few, default):
+      np.testing.assert_array_equal(a, b)
+    _assert_multiclass(few, ref.multiclass_nms(boxes, class_scores, **kw), 60)
+
+  def test_rounds_tie_run_longer_than_the_slots(self):
+    # 300 pairs share one score: no cut separates them into rounds of 16 slots, so the call
+    # goes to the dense loop, and still equals the oracle.
+    rng = np.random.default_rng(2)
+    boxes = _make_boxes(rng, 100, "uniform", 0.0, "none")
+    class_scores = np.full((100, 3), 0.5, np.float32)
+    class_scores[:10, 0] = 0.9
+    kw = dict(iou_threshold=0.5, score_threshold=0.0, max_output_size_per_class=40,
+              max_total_size=100)
+    out = nms_module._multiclass(jnp.asarray(boxes), jnp.asarray(class_scores), 0.5, 0.0,
+                                 max_per_class=40, max_total=100, dtype=jnp.float32, slots=16)
+    _assert_multiclass(out, ref.multiclass_nms(boxes, class_scores, **kw), 100)
 
   @pytest.mark.slow
   def test_large_clustered(self):

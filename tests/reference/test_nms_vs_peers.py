@@ -182,9 +182,20 @@ def test_multiclass_nms_vs_tensorflow(seed, n, clustered, num_classes, thr, scor
         bx, sc, iou_threshold=thr, score_threshold=score_threshold,
         max_output_size_per_class=per_class, max_total_size=total)
     assert m_valid == t_valid[b]
-    np.testing.assert_array_equal(m_classes, t_classes[b].astype(np.int32))
-    np.testing.assert_array_equal(m_scores, t_scores[b].astype(np.float64))
-    np.testing.assert_array_equal(m_boxes, t_boxes[b].astype(np.float64))
+    # TF orders equal scores arbitrarily (see the test below), also across classes: compare
+    # the rows with each run of equal scores put in one canonical order.
+    mine = _canonical(m_scores, m_classes, m_boxes)
+    theirs = _canonical(t_scores[b].astype(np.float64), t_classes[b].astype(np.int32),
+                        t_boxes[b].astype(np.float64))
+    for a, c in zip(mine, theirs):
+      np.testing.assert_array_equal(a, c)
+
+
+def _canonical(scores, classes, boxes):
+  """The rows sorted by score (descending), then class, then box: equal-score runs in one
+  order, everything else as it was (scores come out non-increasing)."""
+  order = np.lexsort((*boxes.T[::-1], classes, -scores))
+  return scores[order], classes[order], boxes[order]
 
 
 def test_multiclass_tie_order_is_unspecified_in_tf():
