@@ -51,9 +51,19 @@ def loss_cases(mode: str, device: str = "cpu") -> list[Case]:
   for batch, classes in shapes:
     z, zb = _softmax_pair(batch, classes)
     jz, jzb = jnp.asarray(z), jnp.asarray(zb)
-    grad_fn = jax.jit(jax.value_and_grad(lambda a, b: ops.iic_loss(a, b), argnums=(0, 1)))
-    impls = {"jaxvision": functools.partial(grad_fn, jz, jzb),
-             "numpy-reference (fwd only)": functools.partial(ref.iic_loss, z, zb)}
+    def grad_of(implementation=None):
+      return jax.jit(jax.value_and_grad(
+          lambda a, b: ops.iic_loss(a, b, implementation=implementation), argnums=(0, 1)))
+
+    if device == "gpu":
+      # The GPU goal is about the Pallas kernel; the XLA path is a comparator.
+      subject = "jaxvision-pallas"
+      impls = {subject: functools.partial(grad_of("pallas"), jz, jzb),
+               "jaxvision-xla": functools.partial(grad_of("xla"), jz, jzb)}
+    else:
+      subject = "jaxvision"
+      impls = {subject: functools.partial(grad_of(), jz, jzb)}
+    impls["numpy-reference (fwd only)"] = functools.partial(ref.iic_loss, z, zb)
     missing = []
     if torch is not None:
       tz = torch.from_numpy(z).to(where).requires_grad_()
@@ -70,8 +80,8 @@ def loss_cases(mode: str, device: str = "cpu") -> list[Case]:
     else:
       missing.append("torch")
 
-    def check(outs, z=z, zb=zb):
-      (value, (gz, _)) = outs["jaxvision"]
+    def check(outs, z=z, zb=zb, subject=subject):
+      (value, (gz, _)) = outs[subject]
       want = ref.iic_loss(z, zb)
       np.testing.assert_allclose(float(value), want, rtol=1e-4, atol=1e-5)
       if "torch" in outs:
@@ -79,8 +89,12 @@ def loss_cases(mode: str, device: str = "cpu") -> list[Case]:
         np.testing.assert_allclose(float(value), float(tval), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(np.asarray(gz), tgz.numpy(), rtol=1e-3, atol=1e-6)
 
+      if "jaxvision-xla" in outs:
+        np.testing.assert_allclose(float(outs["jaxvision-xla"][0]), float(value), rtol=1e-4,
+                                   atol=1e-5)
+
     out.append(Case(family="iic", name=f"iic_loss fwd+bwd {batch}x{classes}", size=batch,
-                    subject="jaxvision", impls=impls, missing=missing, check=check, reps=7))
+                    subject=subject, impls=impls, missing=missing, check=check, reps=7))
   return out
 
 

@@ -112,8 +112,8 @@ def _check_boxes_scores(boxes, scores, *, scores_name="scores", extra_dims=0):
     raise ValueError(
         f"`{scores_name}` must have shape {want} to match `boxes` {tuple(boxes.shape)}, "
         f"got {got}.")
-  dtype = jnp.promote_types(_checks.compute_dtype(boxes, "boxes", allow_int=False),
-                            _checks.compute_dtype(scores, scores_name, allow_int=False))
+  dtype = _checks.promote_types(_checks.compute_dtype(boxes, "boxes", allow_int=False),
+                                _checks.compute_dtype(scores, scores_name, allow_int=False))
   return boxes, scores, dtype
 
 
