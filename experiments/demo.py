@@ -151,9 +151,12 @@ def run_module(module: str, *args) -> int:
 
 
 def timing_table(workdir: pathlib.Path) -> None:
-  """The benchmark suite's quick run: same inputs for every implementation, interleaved."""
+  """The benchmark suite's quick run: same inputs for every implementation, interleaved in
+  one process (the demo's few minutes have no room for one worker process per
+  implementation, the full suite's method)."""
   print("\n== Benchmarks: jaxvision against the oracles and the peers (quick run) ==")
-  rc = run_module("benchmarks.run", "--quick", "--out", workdir.resolve() / "bench")
+  rc = run_module("benchmarks.run", "--quick", "--method", "inprocess", "--out",
+                  workdir.resolve() / "bench")
   if rc:
     print(f"the benchmark run exited with status {rc}; see its output above.")
 

@@ -26,8 +26,8 @@ def test_box_from_center_and_model_outputs():
                              [0.4, 0.3, 0.6, 0.7], rtol=1e-6)
   model = localizer.LocalizerTiny()
   x = jnp.zeros((2, 48, 48, 3))
-  v = model.init(jax.random.key(0), x)
-  logits, boxes = model.apply(v, x)
+  v = jax.jit(model.init)(jax.random.key(0), x)   # eager flax calls are slow
+  logits, boxes = jax.jit(model.apply)(v, x)
   assert logits.shape == (2, 10) and boxes.shape == (2, 4)
 
 
@@ -36,7 +36,7 @@ def test_loss_falls_and_evaluation_hand_case():
   model = localizer.LocalizerTiny()
   x = jnp.asarray(src.arrays["image"], jnp.float32) / 255
   y, b = jnp.asarray(src.arrays["label"]), jnp.asarray(src.arrays["box"])
-  v = model.init(jax.random.key(0), x[:1])
+  v = jax.jit(model.init)(jax.random.key(0), x[:1])   # eager flax calls are slow
   params, stats = v["params"], v["batch_stats"]
   tx = optax.adam(1e-2)
   opt = tx.init(params)

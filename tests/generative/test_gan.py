@@ -89,7 +89,7 @@ def test_dcgan_shapes(gen, disc, shape):
 
 def test_generator_output_is_in_tanh_range_and_32px_variant():
   g = models.DCGANGenerator(features=(16, 8, 4), base=4, channels=1, latent_dim=5)
-  v = g.init(jax.random.key(0), jnp.zeros((2, 5)))
+  v = jax.jit(g.init)(jax.random.key(0), jnp.zeros((2, 5)))   # eager flax calls are slow
   x = jax.jit(lambda v, z: g.apply(v, z))(v, 10 * jax.random.normal(jax.random.key(1), (4, 5)))
   assert x.shape == (4, 32, 32, 1) and float(jnp.abs(x).max()) <= 1.0
   with pytest.raises(ValueError, match="z"):
@@ -98,7 +98,7 @@ def test_generator_output_is_in_tanh_range_and_32px_variant():
 
 def _tiny():
   spec = gan.GANSpec("DCGANGeneratorTiny", "DCGANDiscriminatorTiny")
-  params, stats = gan.init_gan(spec, jax.random.key(0))
+  params, stats = jax.jit(lambda key: gan.init_gan(spec, key))(jax.random.key(0))  # not eager
   g, d = spec.build()
   real = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1), minval=-1, maxval=1)
   z = jax.random.normal(jax.random.key(2), (4, g.latent_dim))

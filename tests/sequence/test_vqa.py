@@ -63,7 +63,7 @@ def test_relation_pairs_match_the_explicit_oracle():
   model = models.RelationNetTiny(num_classes=5, vocab_size=25)
   image = jnp.asarray(np.random.default_rng(0).uniform(size=(2, 64, 64, 3)), jnp.float32)
   question = jnp.asarray([[1, 2, 3, 0, 0, 0, 0, 0, 0], [8, 9, 10, 11, 12, 4, 0, 0, 0]])
-  v = jax.jit(model.init)(jax.random.key(0), image, question)
+  v = jax.jit(model.init)(jax.random.key(0, impl="rbg"), image, question)
   p = jax.tree.map(np.asarray, v["params"])
   out, inter = jax.jit(lambda v, i, q: model.apply(v, i, q, capture_intermediates=True))(
       v, image, question)
@@ -96,13 +96,15 @@ def test_question_only_ignores_the_image_and_padding_is_ignored():
   m = models.VQANetTiny(num_classes=4, vocab_size=25)
   q = jnp.asarray([[1, 2, 3, 4, 5, 0, 0, 0, 0]])
   im = jnp.zeros((1, 64, 64, 3))
-  v = jax.jit(m.init)(jax.random.key(0), im, q)
+  # An rbg key: XLA:CPU compiles this init ~3x faster than with the default threefry key (whose
+  # hash is unrolled per parameter); the properties below hold for any initialisation.
+  v = jax.jit(m.init)(jax.random.key(0, impl="rbg"), im, q)
   # The question code is the LSTM state after the last real word: trailing padding of any
   # length gives the same answer.
   q2 = jnp.asarray([[1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0]])
   apply = jax.jit(m.apply)
   np.testing.assert_allclose(apply(v, im, q), apply(v, im, q2), atol=1e-5)
   qo = models.QuestionOnlyTiny(num_classes=4, vocab_size=25)
-  vq = jax.jit(qo.init)(jax.random.key(0), im, q)
+  vq = jax.jit(qo.init)(jax.random.key(0, impl="rbg"), im, q)
   apply = jax.jit(qo.apply)
   np.testing.assert_allclose(apply(vq, im, q), apply(vq, im + 1.0, q), atol=1e-6)
