@@ -66,14 +66,20 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], *, reps: int,
         block(fn())
         times[name].append(time.perf_counter() - t0)
       rounds += 1
-      elapsed = time.perf_counter() - start
-      if rounds >= reps and elapsed >= min_time_s:
-        break
-      if rounds >= 3 and elapsed >= max_time_s:
+      if enough_rounds(rounds, time.perf_counter() - start, reps=reps, min_time_s=min_time_s,
+                       max_time_s=max_time_s):
         break
   finally:
     gc.enable()
   return {name: Timing(name, times[name], compile_s[name]) for name in fns}
+
+
+def enough_rounds(rounds: int, elapsed_s: float, *, reps: int, min_time_s: float,
+                  max_time_s: float) -> bool:
+  """Whether a timing loop may stop: ``reps`` rounds and ``min_time_s`` done, or (for slow
+  comparators) ``max_time_s`` passed after at least 3 rounds."""
+  return ((rounds >= reps and elapsed_s >= min_time_s)
+          or (rounds >= 3 and elapsed_s >= max_time_s))
 
 
 def paired_ratio(comparator: Timing, subject: Timing) -> float:

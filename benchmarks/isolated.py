@@ -22,6 +22,8 @@ import os
 import time
 import traceback
 
+from benchmarks import common
+
 # The request / reply protocol over a Pipe:
 #   ("prepare", case, impl) -> {"compile_s", "threads"}   first call (compile) + one warm call
 #   ("time", case, impl)    -> seconds of one call
@@ -50,17 +52,25 @@ def thread_settings() -> dict:
   return out
 
 
+def describe(case) -> dict:
+  """What the parent needs of a case to time it and write its rows (its callables, inputs
+  and models stay in the workers: the parent builds nothing)."""
+  return {"name": case.name, "family": case.family, "size": case.size,
+          "subject": case.subject, "impls": list(case.impls), "goals": dict(case.goals),
+          "missing": list(case.missing), "reps": case.reps}
+
+
 def _serve(conn, family: str, mode: str, device: str, inputs_dir: str) -> None:
   os.environ["JAXVISION_BENCH_INPUTS"] = inputs_dir
   if device == "cpu":
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-  from benchmarks import common, run
+  from benchmarks import run
   try:
     cases = run.build_family(family, mode, device)
   except Exception:  # noqa: BLE001 - reported to the parent
     conn.send(("error", traceback.format_exc()))
     return
-  conn.send(("ready", [(c.name, list(c.impls)) for c in cases]))
+  conn.send(("ready", [describe(c) for c in cases]))
   sampler = None
   while True:
     request = conn.recv()
@@ -179,8 +189,8 @@ class FamilyWorkers:
     ctx = mp.get_context("spawn")
     self.family = family
     first = Worker(ctx, family, mode, device, inputs_dir)
-    self.layout = first.ask()  # [(case name, [impl names])]
-    width = max((len(impls) for _, impls in self.layout), default=1)
+    self.layout = first.ask()  # [describe(case)], in the family's order
+    width = max((len(c["impls"]) for c in self.layout), default=1)
     self.workers = [first] + [Worker(ctx, family, mode, device, inputs_dir)
                               for _ in range(width - 1)]
     for w in self.workers[1:]:
@@ -196,7 +206,7 @@ class FamilyWorkers:
     """Timings of case ``index``: ``{"times": {impl: [s]}, "compile_s": {impl: s},
     "threads": {impl: {...}}, "peak_mb": {impl: MiB}, "inprocess": {impl: [s]} or None,
     "check": None or a failure message, "quiet_wait_s": mean seconds waited per call}``."""
-    _, impls = self.layout[index]
+    impls = self.layout[index]["impls"]
     by_impl = dict(zip(impls, self.workers))
     compile_s, threads = {}, {}
     for name, w in by_impl.items():
@@ -211,10 +221,8 @@ class FamilyWorkers:
         times[name].append(w.ask("time", index, name))
         waited.append(wait_quiet(w.process.pid))
       rounds += 1
-      elapsed = time.perf_counter() - start
-      if rounds >= reps and elapsed >= min_time_s:
-        break
-      if rounds >= 3 and elapsed >= max_time_s:
+      if common.enough_rounds(rounds, time.perf_counter() - start, reps=reps,
+                              min_time_s=min_time_s, max_time_s=max_time_s):
         break
     peak = {name: w.ask("memory", index) for name, w in by_impl.items()}
     same = None

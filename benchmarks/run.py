@@ -91,9 +91,10 @@ def build_family(family, mode, device):
 _BUDGET = {"smoke": (2, 0.0, 2.0), "quick": (3, 0.2, 10.0)}
 
 
-def _budget(case, mode):
-  """(rounds at least, seconds at least, seconds at most) of a case's timing."""
-  return _BUDGET.get(mode, (case.reps, 0.5, 40.0))
+def _budget(reps, mode):
+  """(rounds at least, seconds at least, seconds at most) of a case's timing; ``reps`` is
+  the case's own rounds for a full run."""
+  return _BUDGET.get(mode, (reps, 0.5, 40.0))
 
 
 def _rows(case_name, family, size, subject, goals, missing, times, compile_s, peak_mb,
@@ -135,7 +136,7 @@ def run_case(case, mode):
   """All implementations of ``case`` timed in this process, interleaved (``--method
   inprocess``)."""
   from benchmarks.common import MemorySampler, time_interleaved
-  reps, min_time, max_time = _budget(case, mode)
+  reps, min_time, max_time = _budget(case.reps, mode)
   with MemorySampler() as memory:
     timings = time_interleaved(case.impls, reps=reps, min_time_s=min_time,
                                max_time_s=max_time)
@@ -151,28 +152,28 @@ def run_family_isolated(family, mode, device, inputs_dir, *, inprocess):
   isolated``; ``--method both`` adds the in-process times as a second column). Yields
   ``(case name, rows or None, failure or None)``."""
   from benchmarks import isolated
-  cases = build_family(family, mode, device)  # goals, sizes, names; nothing is run here
   workers = isolated.FamilyWorkers(family, mode, device, inputs_dir)
   try:
-    for index, case in enumerate(cases):
-      reps, min_time, max_time = _budget(case, mode)
+    for index, case in enumerate(workers.layout):
+      reps, min_time, max_time = _budget(case["reps"], mode)
       try:
         r = workers.time_case(index, reps=reps, min_time_s=min_time, max_time_s=max_time,
                               inprocess=inprocess)
       except Exception:  # noqa: BLE001 - report and go on
-        yield case.name, None, traceback.format_exc()
+        yield case["name"], None, traceback.format_exc()
         continue
       if r["check"] is not None:
-        yield case.name, None, f"outputs disagree: {r['check']}"
+        yield case["name"], None, f"outputs disagree: {r['check']}"
         continue
-      rows = _rows(case.name, case.family, case.size, case.subject, case.goals, case.missing,
-                   r["times"], r["compile_s"], r["peak_mb"][case.subject], r["inprocess"])
+      rows = _rows(case["name"], case["family"], case["size"], case["subject"], case["goals"],
+                   case["missing"], r["times"], r["compile_s"], r["peak_mb"][case["subject"]],
+                   r["inprocess"])
       for row in rows:
         if row["impl"] in r["threads"]:
           row["threads"] = r["threads"][row["impl"]]
         row["method"] = "isolated"
       rows[0]["quiet_wait_s"] = round(r["quiet_wait_s"], 4)
-      yield case.name, rows, None
+      yield case["name"], rows, None
   finally:
     workers.close()
 
